@@ -1,0 +1,70 @@
+# The run's tables and figures; the figures also go into `snakemake --report`.
+
+
+rule make_selection_table:
+    input:
+        selection=expand(f"{RESULTS}/scores/{{benchmark}}.tsv", benchmark=BENCHMARKS),
+        prediction_error=expand(
+            f"{RESULTS}/scores/{{benchmark}}.prediction_error.tsv", benchmark=BENCHMARKS
+        ),
+    output:
+        tsv=f"{RESULTS}/selection.tsv",
+        md=f"{RESULTS}/selection.md",
+        tex=f"{RESULTS}/selection.tex",
+        prediction_error=f"{RESULTS}/prediction_error.tsv",
+    log:
+        log_path("make_selection_table", "all"),
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    script:
+        "../workflow/scripts/make_selection_table.py"
+
+
+rule plot_fit_curves:
+    input:
+        losses=f"{RESULTS}/losses/{{benchmark}}.tsv",
+        fits=f"{RESULTS}/fits/{{benchmark}}.tsv",
+    output:
+        report(
+            f"{RESULTS}/figures/fits_{{benchmark}}.png",
+            caption="../workflow/report/fit_curves.rst",
+            category="Fits",
+            subcategory="{benchmark}",
+        ),
+    params:
+        ats_k=config["selection"]["ats_k"],
+        ats_delta=config["selection"]["ats_delta"],
+    log:
+        log_path("plot_fit_curves"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../workflow/scripts/plot_fit_curves.py"
+
+
+rule plot_selection:
+    input:
+        f"{RESULTS}/selection.tsv",
+    output:
+        pearcorr=report(
+            f"{RESULTS}/figures/pearcorr_vs_budget.png",
+            caption="../workflow/report/pearcorr.rst",
+            category="Selection",
+        ),
+        relacc=report(
+            f"{RESULTS}/figures/relacc_vs_flops.png",
+            caption="../workflow/report/relacc.rst",
+            category="Selection",
+        ),
+    log:
+        log_path("plot_selection", "all"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../workflow/scripts/plot_selection.py"

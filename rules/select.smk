@@ -1,0 +1,42 @@
+# Every selector at every data budget, then its scores against the true target losses.
+
+
+rule select_models:
+    input:
+        f"{RESULTS}/losses/{{benchmark}}.tsv",
+    output:
+        f"{RESULTS}/selections/{{benchmark}}.json",
+    params:
+        methods=config["methods"],
+        target=config["target"],
+        ratios=config["ratios"],
+        settings=config["selection"],
+    log:
+        log_path("select_models"),
+    benchmark:
+        f"{RESULTS}/benchmarks/select_models/{{benchmark}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../workflow/scripts/select_models.py"
+
+
+rule score_selection:
+    input:
+        losses=f"{RESULTS}/losses/{{benchmark}}.tsv",
+        selections=f"{RESULTS}/selections/{{benchmark}}.json",
+    output:
+        selection=f"{RESULTS}/scores/{{benchmark}}.tsv",
+        prediction_error=f"{RESULTS}/scores/{{benchmark}}.prediction_error.tsv",
+    params:
+        cost=lambda wildcards: config["cost"][wildcards.benchmark],
+    log:
+        log_path("score_selection"),
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    script:
+        "../workflow/scripts/score_selection.py"

@@ -1,0 +1,124 @@
+"""The per-benchmark analysis the workflow runs on a loss table.
+
+1. `fit_all_laws`: every law fitted to every model's curve on all non-zero sizes (``fits.tsv``).
+2. `run_selectors`: every selector at every budget (target / ratio), as JSON-ready records.
+3. `score_selections`: PearCorr and RelAcc against the true target losses, with the FLOPs of the
+   fine-tunes each method needed and its cost reduction against FullTuning (``selection.tsv``);
+   and the RMSE of the predicted target losses (``prediction_error.tsv``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from typing import Mapping, Sequence
+
+import pandas as pd
+
+from lensllm.atomic import write_text
+from lensllm.cost import CostModel, cost_reduction, full_tuning_flops, selection_flops
+from lensllm.fitting import fit_curves
+from lensllm.laws import LAWS
+from lensllm.losstable import LossTable
+from lensllm.metrics import pearcorr, relacc, rmse
+from lensllm.selection import Selection, SelectionSettings, ats_fit, run_selector
+
+SELECTION_COLUMNS = ["benchmark", "method", "ratio", "metric", "value", "value_raw", "flops", "cost_reduction"]
+FIT_COLUMNS = ["benchmark", "model", "law", "status", "rms_log", "n_points", "objective", "B", "D_l", "F", "beta", "E", "alpha", "message"]
+
+
+def fit_all_laws(table: LossTable, laws: Sequence[str], seed: int = 0) -> pd.DataFrame:
+    """Fit each law in `laws` to every model's curve on all non-zero sizes; one row per (model, law)."""
+    sizes = table.train_sizes()
+    rows = []
+    for name in laws:
+        fits = fit_curves(LAWS[name], [sizes] * len(table.models), [table.curve(m, sizes) for m in table.models], seed=seed)
+        for model, fit in zip(table.models, fits):
+            rows.append(
+                {
+                    "benchmark": table.benchmark,
+                    "model": model,
+                    "law": name,
+                    "status": fit.status.value,
+                    "rms_log": fit.rms_log,
+                    "n_points": fit.n_points,
+                    "objective": fit.objective,
+                    **fit.params,
+                    "message": fit.message,
+                }
+            )
+    return pd.DataFrame(rows, columns=FIT_COLUMNS)
+
+
+def budgets_for(target: int, ratios: Sequence[int]) -> dict[int, int]:
+    """Map each ratio to its data budget target // ratio (it must divide exactly)."""
+    budgets = {}
+    for ratio in ratios:
+        if target % ratio:
+            raise ValueError(f"ratio {ratio} does not divide the target size {target}")
+        budgets[ratio] = target // ratio
+    return budgets
+
+
+def run_selectors(
+    table: LossTable, methods: Sequence[str], target: int, ratios: Sequence[int], settings: SelectionSettings
+) -> list[Selection]:
+    """Every method at every budget target / ratio."""
+    if target not in table.sizes:
+        raise ValueError(f"{table.benchmark}: the target size {target} is not a column of the loss table {list(table.sizes)}")
+    budgets = list(budgets_for(target, ratios).values())
+    return [s for method in methods for s in run_selector(method, table, budgets, target, settings)]
+
+
+def write_selections(selections: Sequence[Selection], path: str | os.PathLike) -> None:
+    """Write selections as a JSON list, atomically."""
+    write_text(path, json.dumps([asdict(s) for s in selections], indent=1) + "\n")
+
+
+def read_selections(path: str | os.PathLike) -> list[Selection]:
+    """Read selections written by `write_selections`."""
+    records = json.loads(open(path).read())
+    selections = []
+    for r in records:
+        r["models"], r["scores"] = tuple(r["models"]), tuple(r["scores"])
+        r["finetunes"] = tuple((m, int(s)) for m, s in r["finetunes"])
+        r["predictions"] = None if r["predictions"] is None else tuple(r["predictions"])
+        r["excluded"] = tuple((m, why) for m, why in r["excluded"])
+        selections.append(Selection(**r))
+    return selections
+
+
+def score_selections(
+    selections: Sequence[Selection], table: LossTable, cost: CostModel
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The `selection.tsv` rows (PearCorr, RelAcc, FLOPs) and the `prediction_error.tsv` rows."""
+    params: Mapping[str, float] = dict(zip(table.models, table.params))
+    rows, errors = [], []
+    for s in selections:
+        true = dict(zip(table.models, table.column(s.target)))
+        truth = [true[m] for m in s.models]
+        flops = selection_flops(s.finetunes, params, cost)
+        reduction = cost_reduction(flops, full_tuning_flops(params, s.target, cost))
+        ratio = s.target // s.budget
+        for metric, value in (
+            ("PearCorr", pearcorr(s.scores, truth)),
+            ("RelAcc", relacc(true[s.selected()], table.column(s.target))),
+        ):
+            rows.append([table.benchmark, s.method, ratio, metric, round(value, 1), value, flops, reduction])
+        if s.predictions is not None:
+            errors.append([table.benchmark, s.method, ratio, rmse(s.predictions, truth), len(s.models), len(s.excluded)])
+    selection = pd.DataFrame(rows, columns=SELECTION_COLUMNS)
+    prediction_error = pd.DataFrame(errors, columns=["benchmark", "method", "ratio", "rmse", "n_models", "n_excluded"])
+    return selection, prediction_error
+
+
+def ats_transitions(table: LossTable, k: int, delta: float) -> dict[str, int]:
+    """The AtS phase transition of each model's whole curve: the smallest size in the power phase."""
+    sizes = table.train_sizes()
+    return {m: ats_fit(sizes, table.curve(m, sizes), k, delta).transition for m in table.models}
+
+
+def write_tsv(frame: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write `frame` as TSV atomically, floats to 10 significant digits (stable across runs)."""
+    write_text(path, frame.to_csv(sep="\t", index=False, float_format="%.10g"))

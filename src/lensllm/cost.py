@@ -1,0 +1,43 @@
+"""Fine-tuning cost in FLOPs.
+
+A fine-tuning run on n examples costs  6 * N * tokens  FLOPs (forward + backward, Kaplan et al.),
+with N the parameter count and  tokens = n * tokens_per_example * epochs * runs_per_size,
+where runs_per_size counts every seed and hyper-parameter setting run at that size. A selector is
+charged for exactly the (model, size) fine-tunes it needed; FullTuning fine-tunes every candidate at
+the target size; cost reduction = 1 - FLOPs(method) / FLOPs(FullTuning).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """What one fine-tuning example costs on a benchmark."""
+
+    tokens_per_example: float
+    epochs: float
+    runs_per_size: float
+
+    def finetune_flops(self, params: float, examples: int) -> float:
+        """6 * params * examples * tokens_per_example * epochs * runs_per_size."""
+        return 6.0 * params * examples * self.tokens_per_example * self.epochs * self.runs_per_size
+
+
+def selection_flops(
+    finetunes: Iterable[tuple[str, int]], params: Mapping[str, float], cost: CostModel
+) -> float:
+    """Total FLOPs of the distinct (model, size) fine-tunes a selector needed."""
+    return sum(cost.finetune_flops(params[model], size) for model, size in set(finetunes))
+
+
+def full_tuning_flops(params: Mapping[str, float], target: int, cost: CostModel) -> float:
+    """FLOPs of fine-tuning every candidate on the full target data size."""
+    return sum(cost.finetune_flops(n, target) for n in params.values())
+
+
+def cost_reduction(flops: float, full_flops: float) -> float:
+    """1 - flops / full_flops: the fraction of FullTuning's compute a method saves."""
+    return 1.0 - flops / full_flops

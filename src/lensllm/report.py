@@ -1,0 +1,179 @@
+"""Tables and figures of a run, in the layout of the papers.
+
+- `selection_markdown` / `selection_latex`: Table 1 of Lin et al. (2024): rows metric-ratio,
+  columns benchmark-method; per row and benchmark the best value in bold, the second underlined.
+- `plot_fit_curves`: per benchmark, each model's loss curve with each law's fit and AtS's
+  transition marked.
+- `plot_pearcorr`: PearCorr against the data budget per method; `plot_relacc_cost`: RelAcc
+  against fine-tuning FLOPs per method.
+Figures use the Agg backend with a fixed size and dpi, so they render the same everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from lensllm.atomic import atomic_path, write_text  # noqa: E402
+from lensllm.laws import LAWS  # noqa: E402
+from lensllm.losstable import LossTable  # noqa: E402
+
+DPI = 120
+_LAW_STYLE = {"rectified": ("tab:blue", "-"), "lensllm": ("tab:red", "--"), "vanilla": ("tab:green", ":")}
+
+
+def _wide(selection: pd.DataFrame) -> pd.DataFrame:
+    """Rows (metric, ratio), columns (benchmark, method), values as published (x100, 1 decimal)."""
+    wide = selection.pivot_table(index=["metric", "ratio"], columns=["benchmark", "method"], values="value", sort=False)
+    methods = list(dict.fromkeys(selection["method"]))
+    benchmarks = list(dict.fromkeys(selection["benchmark"]))
+    columns = [(b, m) for b in benchmarks for m in methods if (b, m) in wide.columns]
+    return wide[columns]
+
+
+def _ranks(row: pd.Series) -> dict[tuple[str, str], int]:
+    """Rank 1 and 2 (highest values) within each benchmark of a table row."""
+    ranks = {}
+    for benchmark in dict.fromkeys(b for b, _ in row.index):
+        values = row[benchmark].dropna().sort_values(ascending=False)
+        distinct = list(dict.fromkeys(values))
+        for method, value in values.items():
+            position = distinct.index(value) + 1
+            if position <= 2:
+                ranks[(benchmark, method)] = position
+    return ranks
+
+
+def _format(value: float, rank: int | None, bold: str, underline: str) -> str:
+    text = "—" if not np.isfinite(value) else f"{value:.1f}"
+    if rank == 1:
+        return bold.format(text)
+    if rank == 2:
+        return underline.format(text)
+    return text
+
+
+def selection_markdown(selection: pd.DataFrame) -> str:
+    """The selection table as Markdown: best value of a row per benchmark in bold, second underlined."""
+    wide = _wide(selection)
+    header = "| Metric | Ratio | " + " | ".join(f"{b} {m}" for b, m in wide.columns) + " |"
+    lines = [header, "|" + "---|" * (len(wide.columns) + 2)]
+    for (metric, ratio), row in wide.iterrows():
+        ranks = _ranks(row)
+        cells = [_format(row[c], ranks.get(c), "**{}**", "<u>{}</u>") for c in wide.columns]
+        lines.append(f"| {metric} | 1/{ratio} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def selection_latex(selection: pd.DataFrame) -> str:
+    """The selection table as a LaTeX tabular (booktabs), bold best and underlined second."""
+    wide = _wide(selection)
+    benchmarks = list(dict.fromkeys(b for b, _ in wide.columns))
+    spans = [(b, sum(1 for c in wide.columns if c[0] == b)) for b in benchmarks]
+    lines = [
+        "\\begin{tabular}{ll" + "r" * len(wide.columns) + "}",
+        "\\toprule",
+        " & & " + " & ".join(f"\\multicolumn{{{n}}}{{c}}{{{_tex(b)}}}" for b, n in spans) + " \\\\",
+        "Metric & Ratio & " + " & ".join(_tex(m) for _, m in wide.columns) + " \\\\",
+        "\\midrule",
+    ]
+    for (metric, ratio), row in wide.iterrows():
+        ranks = _ranks(row)
+        cells = [_format(row[c], ranks.get(c), "\\textbf{{{}}}", "\\underline{{{}}}") for c in wide.columns]
+        lines.append(f"{metric} & 1/{ratio} & " + " & ".join(cells) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines).replace("—", "--") + "\n"
+
+
+def _tex(text: str) -> str:
+    return text.replace("_", "\\_").replace("&", "\\&").replace("%", "\\%")
+
+
+def write_selection_tables(selection: pd.DataFrame, markdown_path: str | os.PathLike, latex_path: str | os.PathLike) -> None:
+    """Write the Markdown and LaTeX renderings of the selection table atomically."""
+    write_text(markdown_path, selection_markdown(selection))
+    write_text(latex_path, selection_latex(selection))
+
+
+def _save(fig: plt.Figure, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=DPI, format=os.path.splitext(str(path))[1].lstrip(".") or "png")
+    plt.close(fig)
+
+
+def plot_fit_curves(table: LossTable, fits: pd.DataFrame, transitions: Mapping[str, int], path: str | os.PathLike) -> None:
+    """Each model's curve (log-log), the fit of each law, and AtS's transition as a dotted line."""
+    n = len(table.models)
+    cols = min(6, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.2 * rows), squeeze=False)
+    sizes = np.array(table.train_sizes(), dtype=float)
+    grid = np.geomspace(sizes[0], sizes[-1], 100)
+    for ax, model in zip(axes.ravel(), table.models):
+        ax.loglog(sizes, table.curve(model, table.train_sizes()), "k.", ms=4, label="observed")
+        for _, fit in fits[fits["model"] == model].iterrows():
+            if fit["status"] == "failed":
+                continue
+            law = LAWS[fit["law"]]
+            params = {name: fit[name] for name in law.param_names}
+            color, style = _LAW_STYLE.get(law.name, ("gray", "-"))
+            ax.loglog(grid, law.predict(law.theta(params), grid), color=color, ls=style, lw=1, label=law.name)
+        if model in transitions:
+            ax.axvline(transitions[model], color="gray", ls=":", lw=1, label="AtS transition")
+        ax.set_title(model[-28:], fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    handles, labels = axes.ravel()[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.suptitle(f"{table.benchmark}: fine-tuning loss vs data size, fitted laws", fontsize=10)
+    fig.tight_layout(rect=(0, 0.03, 1, 0.97))
+    _save(fig, path)
+
+
+def _panels(selection: pd.DataFrame, metric: str):
+    data = selection[selection["metric"] == metric]
+    benchmarks = list(dict.fromkeys(data["benchmark"]))
+    fig, axes = plt.subplots(1, len(benchmarks), figsize=(4.2 * len(benchmarks), 3.4), squeeze=False)
+    return data, benchmarks, fig, axes.ravel()
+
+
+def plot_pearcorr(selection: pd.DataFrame, path: str | os.PathLike) -> None:
+    """PearCorr of each method against the data budget (target / ratio), one panel per benchmark."""
+    data, benchmarks, fig, axes = _panels(selection, "PearCorr")
+    for ax, benchmark in zip(axes, benchmarks):
+        for method, rows in data[data["benchmark"] == benchmark].groupby("method", sort=False):
+            rows = rows.sort_values("ratio", ascending=False)
+            ax.plot(1.0 / rows["ratio"], rows["value_raw"], marker="o", ms=3, label=method)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("data budget (fraction of the target size)")
+        ax.set_ylabel("PearCorr (x100)")
+        ax.set_title(benchmark)
+        ax.axhline(0, color="gray", lw=0.5)
+    axes[-1].legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_relacc_cost(selection: pd.DataFrame, path: str | os.PathLike) -> None:
+    """RelAcc of each method against the FLOPs of the fine-tunes it needed, one panel per benchmark."""
+    data, benchmarks, fig, axes = _panels(selection, "RelAcc")
+    for ax, benchmark in zip(axes, benchmarks):
+        for method, rows in data[data["benchmark"] == benchmark].groupby("method", sort=False):
+            rows = rows[rows["flops"] > 0].sort_values("flops")
+            if len(rows):
+                ax.plot(rows["flops"], rows["value_raw"], marker="o", ms=3, label=method)
+        ax.set_xscale("log")
+        ax.set_xlabel("fine-tuning FLOPs")
+        ax.set_ylabel("RelAcc (x100)")
+        ax.set_title(benchmark)
+    axes[-1].legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)

@@ -1,0 +1,250 @@
+"""Model selectors: from a loss table and a data budget, score every candidate model.
+
+A selector is registered by name and called as ``SELECTORS[name](table, budgets, target, settings)``;
+it returns one `Selection` per budget. Taking every budget in one call lets the fitted selectors fit
+all their curves in one batch; `select` is the one-budget form. A `Selection` holds a score per model
+(with its direction), the predicted target loss where the method predicts one, and the list of
+(model, size) fine-tunes the method needed, so that its cost is charged honestly. Size 0 is the
+zero-shot evaluation and costs no fine-tuning.
+
+The selectors (the training sizes of a budget are the table's non-zero sizes up to the budget):
+
+- ``ZeroShot``: the zero-shot loss (column 0); lower is better.
+- ``SubTuning``: the loss after fine-tuning on the budget itself; lower is better.
+- ``ModelSize``: log(parameter count); larger is better.
+- ``AtS`` (Lin et al., 2024, "Accept then Stop"): a line in log-log space fitted by ordinary least
+  squares on the k largest training sizes; then the next smaller size is tested: if its absolute
+  residual divided by the standard deviation (ddof 0) of the in-sample residuals exceeds delta,
+  stop; else accept it and refit. The smallest size is never accepted (as in the published numbers).
+  The final line predicts the target loss. It needs the fine-tunes from the budget down to the
+  last size tested.
+- ``RectifiedFit``: the rectified law on zero-shot (at D = 0) plus every training size.
+- ``VanillaFit``: the vanilla power law on every training size.
+- ``LensLLM``: the LensLLM law L = B / (F + D^beta) + E, with F fitted per model. Its points: the
+  zero-shot anchor at D = 0 plus every training size, with the points of the power phase (the sizes
+  AtS accepts) weighted up by `lensllm_power_weight`, so the extrapolation follows the power phase
+  while F and the anchor explain the pre-power bend. It needs the same fine-tunes as RectifiedFit.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from lensllm.fitting import FitResult, fit_curves
+from lensllm.laws import LENSLLM, RECTIFIED, VANILLA, Law
+from lensllm.losstable import LossTable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SelectionSettings:
+    """Knobs of the selectors: AtS's k and delta, the fitting seed and multi-start sizes."""
+
+    ats_k: int = 3
+    ats_delta: float = 5.0
+    seed: int = 0
+    n_grid_starts: int = 3
+    n_random_starts: int = 2
+    lensllm_power_weight: float = 4.0
+
+
+@dataclass(frozen=True)
+class Selection:
+    """One method's verdict at one budget: a score per model and the fine-tunes it cost."""
+
+    method: str
+    budget: int
+    target: int
+    models: tuple[str, ...]
+    scores: tuple[float, ...]
+    higher_is_better: bool
+    finetunes: tuple[tuple[str, int], ...]
+    predictions: tuple[float, ...] | None = None
+    excluded: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    def selected(self) -> str:
+        """The model the method would fine-tune."""
+        scores = np.asarray(self.scores)
+        return self.models[int(np.argmax(scores) if self.higher_is_better else np.argmin(scores))]
+
+
+@dataclass(frozen=True)
+class AtsFit:
+    """AtS's final line log L = intercept + slope * log D, and the sizes it looked at."""
+
+    slope: float
+    intercept: float
+    accepted: tuple[int, ...]
+    tested: tuple[int, ...]
+
+    def predict(self, sizes) -> np.ndarray:
+        """exp(intercept) * D^slope."""
+        return np.exp(self.intercept + self.slope * np.log(np.asarray(sizes, dtype=float)))
+
+    @property
+    def transition(self) -> int:
+        """The smallest size accepted into the power phase."""
+        return self.accepted[0]
+
+
+Selector = Callable[[LossTable, Sequence[int], int, SelectionSettings], list[Selection]]
+SELECTORS: dict[str, Selector] = {}
+
+
+def selector(name: str) -> Callable[[Selector], Selector]:
+    """Register a selector under `name`."""
+
+    def register(fn: Selector) -> Selector:
+        SELECTORS[name] = fn
+        return fn
+
+    return register
+
+
+def select(method: str, table: LossTable, budget: int, target: int, settings: SelectionSettings | None = None) -> Selection:
+    """Run selector `method` at one budget."""
+    return run_selector(method, table, [budget], target, settings)[0]
+
+
+def run_selector(
+    method: str, table: LossTable, budgets: Sequence[int], target: int, settings: SelectionSettings | None = None
+) -> list[Selection]:
+    """Run selector `method` at every budget; the budgets must be training sizes of the table."""
+    if method not in SELECTORS:
+        raise KeyError(f"unknown selection method '{method}'; known: {', '.join(SELECTORS)}")
+    for budget in budgets:
+        if budget not in table.sizes or budget <= 0:
+            raise ValueError(
+                f"{table.benchmark}: budget {budget} is not a training size of the loss table ({list(table.sizes)})"
+            )
+        if len(table.train_sizes(budget)) < 2:
+            raise ValueError(f"{table.benchmark}: budget {budget} leaves fewer than two training sizes")
+    return SELECTORS[method](table, list(budgets), target, settings or SelectionSettings())
+
+
+@selector("ZeroShot")
+def zero_shot(table, budgets, target, settings):
+    scores = tuple(table.column(0))
+    finetunes = tuple((m, 0) for m in table.models)
+    return [Selection("ZeroShot", b, target, table.models, scores, False, finetunes) for b in budgets]
+
+
+@selector("SubTuning")
+def sub_tuning(table, budgets, target, settings):
+    return [
+        Selection("SubTuning", b, target, table.models, tuple(table.column(b)), False, tuple((m, b) for m in table.models))
+        for b in budgets
+    ]
+
+
+@selector("ModelSize")
+def model_size(table, budgets, target, settings):
+    scores = tuple(np.log(table.params))
+    return [Selection("ModelSize", b, target, table.models, scores, True, ()) for b in budgets]
+
+
+def ats_fit(sizes: Sequence[int], losses: Sequence[float], k: int = 3, delta: float = 5.0) -> AtsFit:
+    """Lin et al.'s Accept-then-Stop walk over one curve's training sizes (ascending)."""
+    x, y = np.log(np.asarray(sizes, dtype=float)), np.log(np.asarray(losses, dtype=float))
+    if len(x) < 2:
+        raise ValueError(f"AtS needs at least two training sizes, got {list(sizes)}")
+    first = max(len(x) - k, 0)
+    tested = list(sizes[first:])
+    while True:
+        slope, intercept = np.polyfit(x[first:], y[first:], 1)
+        if first <= 1:  # the smallest size is never accepted
+            break
+        candidate = first - 1
+        tested.insert(0, sizes[candidate])
+        spread = np.std(y[first:] - (intercept + slope * x[first:]))
+        deviation = abs(y[candidate] - (intercept + slope * x[candidate]))
+        if deviation > delta * spread:
+            break
+        first = candidate
+    return AtsFit(float(slope), float(intercept), tuple(int(s) for s in sizes[first:]), tuple(int(s) for s in tested))
+
+
+@selector("AtS")
+def accept_then_stop(table, budgets, target, settings):
+    selections = []
+    for budget in budgets:
+        sizes = table.train_sizes(budget)
+        fits = [ats_fit(sizes, table.curve(m, sizes), settings.ats_k, settings.ats_delta) for m in table.models]
+        predictions = tuple(float(f.predict(target)) for f in fits)
+        finetunes = tuple((m, s) for m, f in zip(table.models, fits) for s in f.tested)
+        selections.append(Selection("AtS", budget, target, table.models, predictions, False, finetunes, predictions))
+    return selections
+
+
+def _fitted_selections(
+    method: str,
+    law: Law,
+    table: LossTable,
+    budgets: Sequence[int],
+    target: int,
+    settings: SelectionSettings,
+    points: Callable[[str, int], tuple[tuple[int, ...], np.ndarray]],
+) -> list[Selection]:
+    """Fit `law` to `points(model, budget)` = (sizes, weights) for every model and budget at once."""
+    jobs = [(b, m, *points(m, b)) for b in budgets for m in table.models]
+    fits = fit_curves(
+        law,
+        [sizes for _, _, sizes, _ in jobs],
+        [table.curve(m, sizes) for _, m, sizes, _ in jobs],
+        weights=[w for _, _, _, w in jobs],
+        seed=settings.seed,
+        n_grid_starts=settings.n_grid_starts,
+        n_random_starts=settings.n_random_starts,
+    )
+    by_budget: dict[int, list[tuple[str, tuple[int, ...], FitResult]]] = {b: [] for b in budgets}
+    for (b, m, sizes, _), fit in zip(jobs, fits):
+        by_budget[b].append((m, sizes, fit))
+    selections = []
+    for budget in budgets:
+        models, predictions, excluded, finetunes = [], [], [], []
+        for model, sizes, fit in by_budget[budget]:
+            finetunes.extend((model, s) for s in sizes)
+            if not fit.ok:
+                log.warning("%s: %s at budget %d: %s left out (fit %s: %s)", table.benchmark, method, budget, model, fit.status.value, fit.message)
+                excluded.append((model, f"fit {fit.status.value}: {fit.message}"))
+                continue
+            models.append(model)
+            predictions.append(float(fit.predict([target])[0]))
+        selections.append(
+            Selection(method, budget, target, tuple(models), tuple(predictions), False, tuple(finetunes), tuple(predictions), tuple(excluded))
+        )
+    return selections
+
+
+@selector("RectifiedFit")
+def rectified_fit(table, budgets, target, settings):
+    def points(model, budget):
+        sizes = (0, *table.train_sizes(budget))
+        return sizes, np.ones(len(sizes))
+
+    return _fitted_selections("RectifiedFit", RECTIFIED, table, budgets, target, settings, points)
+
+
+@selector("VanillaFit")
+def vanilla_fit(table, budgets, target, settings):
+    def points(model, budget):
+        sizes = table.train_sizes(budget)
+        return sizes, np.ones(len(sizes))
+
+    return _fitted_selections("VanillaFit", VANILLA, table, budgets, target, settings, points)
+
+
+@selector("LensLLM")
+def lensllm(table, budgets, target, settings):
+    def points(model, budget):
+        train = table.train_sizes(budget)
+        power = set(ats_fit(train, table.curve(model, train), settings.ats_k, settings.ats_delta).accepted)
+        weights = [1.0] + [settings.lensllm_power_weight if s in power else 1.0 for s in train]
+        return (0, *train), np.array(weights)
+
+    return _fitted_selections("LensLLM", LENSLLM, table, budgets, target, settings, points)
