@@ -7,7 +7,7 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
@@ -21,6 +21,7 @@ include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         f"{RESULTS}/selection.tsv",
         f"{RESULTS}/selection.md",
@@ -30,4 +31,3 @@ rule all:
         expand(f"{RESULTS}/figures/fits_{{benchmark}}.png", benchmark=BENCHMARKS),
         f"{RESULTS}/figures/pearcorr_vs_budget.png",
         f"{RESULTS}/figures/relacc_vs_flops.png",
-    default_target: True

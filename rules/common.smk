@@ -2,6 +2,8 @@
 # the schema cannot express.
 
 RESULTS = f"results/{config['run_name']}"
+# The software environment of every rule (used with --sdm conda).
+ENV = "../environment.yml"
 BENCHMARKS = list(config["benchmarks"])
 
 missing_costs = [b for b in BENCHMARKS if b not in config["cost"]]

@@ -6,17 +6,19 @@ rule fit_laws:
         f"{RESULTS}/losses/{{benchmark}}.tsv",
     output:
         f"{RESULTS}/fits/{{benchmark}}.tsv",
-    params:
-        laws=config["laws"],
-        seed=config["selection"]["seed"],
     log:
         log_path("fit_laws"),
     benchmark:
         f"{RESULTS}/benchmarks/fit_laws/{{benchmark}}.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        laws=config["laws"],
+        seed=config["selection"]["seed"],
     script:
         "../workflow/scripts/fit_laws.py"
 
@@ -28,6 +30,8 @@ rule collect_fits:
         f"{RESULTS}/fits.tsv",
     log:
         log_path("collect_fits", "all"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=500,

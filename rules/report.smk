@@ -5,7 +5,8 @@ rule make_selection_table:
     input:
         selection=expand(f"{RESULTS}/scores/{{benchmark}}.tsv", benchmark=BENCHMARKS),
         prediction_error=expand(
-            f"{RESULTS}/scores/{{benchmark}}.prediction_error.tsv", benchmark=BENCHMARKS
+            f"{RESULTS}/scores/{{benchmark}}.prediction_error.tsv",
+            benchmark=BENCHMARKS,
         ),
     output:
         tsv=f"{RESULTS}/selection.tsv",
@@ -14,6 +15,8 @@ rule make_selection_table:
         prediction_error=f"{RESULTS}/prediction_error.tsv",
     log:
         log_path("make_selection_table", "all"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=500,
@@ -33,15 +36,17 @@ rule plot_fit_curves:
             category="Fits",
             subcategory="{benchmark}",
         ),
-    params:
-        ats_k=config["selection"]["ats_k"],
-        ats_delta=config["selection"]["ats_delta"],
     log:
         log_path("plot_fit_curves"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        ats_k=config["selection"]["ats_k"],
+        ats_delta=config["selection"]["ats_delta"],
     script:
         "../workflow/scripts/plot_fit_curves.py"
 
@@ -62,6 +67,8 @@ rule plot_selection:
         ),
     log:
         log_path("plot_selection", "all"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,

@@ -6,19 +6,21 @@ rule select_models:
         f"{RESULTS}/losses/{{benchmark}}.tsv",
     output:
         f"{RESULTS}/selections/{{benchmark}}.json",
+    log:
+        log_path("select_models"),
+    benchmark:
+        f"{RESULTS}/benchmarks/select_models/{{benchmark}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         methods=config["methods"],
         target=config["target"],
         ratios=config["ratios"],
         settings=config["selection"],
-    log:
-        log_path("select_models"),
-    benchmark:
-        f"{RESULTS}/benchmarks/select_models/{{benchmark}}.tsv"
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
     script:
         "../workflow/scripts/select_models.py"
 
@@ -30,13 +32,15 @@ rule score_selection:
     output:
         selection=f"{RESULTS}/scores/{{benchmark}}.tsv",
         prediction_error=f"{RESULTS}/scores/{{benchmark}}.prediction_error.tsv",
-    params:
-        cost=lambda wildcards: config["cost"][wildcards.benchmark],
     log:
         log_path("score_selection"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
+    params:
+        cost=lambda wildcards: config["cost"][wildcards.benchmark],
     script:
         "../workflow/scripts/score_selection.py"

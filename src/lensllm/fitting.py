@@ -82,8 +82,8 @@ def fit_curves(
     *,
     weights: Sequence | None = None,
     seed: int = 0,
-    n_grid_starts: int = 3,
-    n_random_starts: int = 2,
+    n_grid_starts: int = 2,
+    n_random_starts: int = 1,
 ) -> list[FitResult]:
     """Fit `law` to many curves at once; curve c is the points (sizes[c], losses[c]).
 

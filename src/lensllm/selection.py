@@ -48,8 +48,8 @@ class SelectionSettings:
     ats_k: int = 3
     ats_delta: float = 5.0
     seed: int = 0
-    n_grid_starts: int = 3
-    n_random_starts: int = 2
+    n_grid_starts: int = 2
+    n_random_starts: int = 1
     lensllm_power_weight: float = 4.0
 
 

@@ -1,0 +1,92 @@
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lensllm.analysis import run_selectors, score_selections
+from lensllm.cost import CostModel
+from lensllm.losstable import LossTable, read_losstable
+from lensllm.selection import SELECTORS, SelectionSettings, ats_fit, select
+
+TARGET = 1_638_400
+RATIOS = [8, 16, 32, 64, 128, 256, 512]
+FLAN_COST = CostModel(tokens_per_example=35, epochs=20, runs_per_size=15)
+
+
+@pytest.fixture(scope="module")
+def reproduced(published_dir):
+    frames = []
+    for benchmark in ("flan", "gigaword"):
+        table = read_losstable(published_dir / f"{benchmark}.csv")
+        selections = run_selectors(table, ["AtS", "ZeroShot", "SubTuning", "ModelSize"], TARGET, RATIOS, SelectionSettings())
+        frames.append(score_selections(selections, table, FLAN_COST)[0])
+    return pd.concat(frames)
+
+
+def test_all_112_published_table1_values_are_reproduced(reproduced, reference_table1):
+    reference = pd.read_csv(reference_table1, sep="\t")
+    assert len(reference) == 112
+    merged = reference.merge(reproduced, on=["benchmark", "method", "ratio", "metric"], suffixes=("_published", ""))
+    assert len(merged) == 112
+    worst = (merged["value_raw"] - merged["value_published"]).abs().max()
+    assert worst <= 0.15, merged.loc[(merged["value_raw"] - merged["value_published"]).abs().idxmax()]
+
+
+def test_selector_names_are_exactly_the_documented_ones():
+    assert set(SELECTORS) == {"ZeroShot", "SubTuning", "ModelSize", "AtS", "RectifiedFit", "VanillaFit", "LensLLM"}
+
+
+def test_each_method_is_charged_for_exactly_the_finetunes_it_needed(published_dir):
+    table = read_losstable(published_dir / "flan.csv")
+    budget = TARGET // 64  # 25600: training sizes 200 ... 25600
+    assert select("ModelSize", table, budget, TARGET).finetunes == ()
+    assert {s for _, s in select("ZeroShot", table, budget, TARGET).finetunes} == {0}
+    assert {s for _, s in select("SubTuning", table, budget, TARGET).finetunes} == {budget}
+    assert {s for _, s in select("RectifiedFit", table, budget, TARGET).finetunes} == {0, *table.train_sizes(budget)}
+    assert {s for _, s in select("VanillaFit", table, budget, TARGET).finetunes} == set(table.train_sizes(budget))
+    ats = select("AtS", table, budget, TARGET)
+    for model in table.models:
+        walk = ats_fit(table.train_sizes(budget), table.curve(model, table.train_sizes(budget)))
+        charged = sorted(s for m, s in ats.finetunes if m == model)
+        assert charged == sorted(walk.tested)
+        assert min(charged) >= 400  # the smallest size is never needed by AtS on these curves
+
+
+def test_ats_walks_down_until_a_point_deviates():
+    sizes = [200, 400, 800, 1600, 3200, 6400, 12800]
+    # A straight power law from 800 up, a flat pre-power phase below it.
+    losses = [4.0, 3.99] + [3.0 * (s / 800) ** -0.2 for s in sizes[2:]]
+    walk = ats_fit(sizes, losses, k=3, delta=5)
+    assert walk.transition == 800
+    assert walk.tested == (400, 800, 1600, 3200, 6400, 12800)
+    assert walk.slope == pytest.approx(-0.2)
+
+
+def test_ats_never_accepts_the_smallest_size():
+    sizes = [200, 400, 800, 1600, 3200]
+    walk = ats_fit(sizes, [5.0 * s**-0.1 for s in sizes])
+    assert walk.accepted == (400, 800, 1600, 3200) and 200 not in walk.tested
+
+
+def test_unfittable_model_is_left_out_with_a_warning_and_still_scored(caplog):
+    sizes = (0, 200, 400, 800, 1600)
+    losses = np.array([[3.0, 2.9, 2.8, 2.6, 2.4], [3.5, 3.0, 2.7, 2.5, 2.3], [4.0, 3.9, 3.7, 3.4, 3.0]])
+    losses[2, 2] = np.nan  # a file cannot carry this (read_losstable refuses it); a caller can
+    table = LossTable("toy", ("a", "b", "c"), sizes, losses, np.array([1e6, 2e6, 3e6]), ("x", "x", "x"))
+    with caplog.at_level(logging.WARNING):
+        selection = select("RectifiedFit", table, 800, 1600)
+    assert selection.models == ("a", "b")
+    assert selection.excluded[0][0] == "c"
+    assert "RectifiedFit at budget 800: c left out" in caplog.text
+    scores, errors = score_selections([selection], table, FLAN_COST)
+    assert list(scores["metric"]) == ["PearCorr", "RelAcc"]
+    assert errors["n_excluded"].tolist() == [1]
+
+
+def test_unknown_method_and_bad_budget_are_named(published_dir):
+    table = read_losstable(published_dir / "flan.csv")
+    with pytest.raises(KeyError, match="unknown selection method 'Oracle'"):
+        select("Oracle", table, 25600, TARGET)
+    with pytest.raises(ValueError, match="budget 1000 is not a training size"):
+        select("AtS", table, 1000, TARGET)

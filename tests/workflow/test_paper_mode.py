@@ -1,0 +1,112 @@
+"""The paper mode through the real Snakemake command line, on the shared published curves."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, run_snakemake
+
+PAPER = str(REPO / "config" / "paper.yaml")
+TWO_BENCHMARKS = 'benchmarks=["flan","gigaword"]'
+
+
+def paper_run(workdir, published_dir, *extra, check=True):
+    return run_snakemake(
+        workdir, "--cores", "2", "--configfile", PAPER, "--config", f"curves_dir={published_dir}", TWO_BENCHMARKS, *extra, check=check
+    )
+
+
+@pytest.fixture(scope="module")
+def paper_results(tmp_path_factory, published_dir):
+    workdir = tmp_path_factory.mktemp("paper")
+    paper_run(workdir, published_dir)
+    return workdir
+
+
+def test_paper_mode_writes_every_table_and_figure(paper_results):
+    out = paper_results / "results" / "paper"
+    for name in ["selection.tsv", "selection.md", "selection.tex", "fits.tsv", "prediction_error.tsv"]:
+        assert (out / name).stat().st_size > 0, name
+    for name in ["fits_flan.png", "fits_gigaword.png", "pearcorr_vs_budget.png", "relacc_vs_flops.png"]:
+        assert (out / "figures" / name).read_bytes()[:4] == b"\x89PNG", name
+    selection = pd.read_csv(out / "selection.tsv", sep="\t")
+    assert list(selection.columns) == ["benchmark", "method", "ratio", "metric", "value", "value_raw", "flops", "cost_reduction"]
+    assert set(selection["ratio"]) == {8, 16, 32, 64, 128, 256, 512}
+    assert set(selection["method"]) == {"AtS", "ZeroShot", "SubTuning", "ModelSize", "RectifiedFit", "VanillaFit", "LensLLM"}
+    assert len(selection) == 2 * 7 * 7 * 2
+    fits = pd.read_csv(out / "fits.tsv", sep="\t")
+    assert len(fits) == 2 * 30 * 3 and set(fits["status"]) <= {"converged", "hit_bound", "failed"}
+    rectified = fits[fits["law"] == "rectified"].groupby("benchmark")["rms_log"].mean()
+    assert rectified["flan"] <= 0.0065 and rectified["gigaword"] <= 0.0052
+
+
+def test_workflow_reproduces_the_published_table(paper_results, reference_table1):
+    selection = pd.read_csv(paper_results / "results" / "paper" / "selection.tsv", sep="\t")
+    merged = pd.read_csv(reference_table1, sep="\t").merge(selection, on=["benchmark", "method", "ratio", "metric"], suffixes=("_published", ""))
+    assert len(merged) == 112
+    assert (merged["value_raw"] - merged["value_published"]).abs().max() <= 0.15
+
+
+def test_a_second_run_gives_a_byte_identical_selection_table(paper_results, published_dir, tmp_path):
+    paper_run(tmp_path, published_dir)
+    first = (paper_results / "results" / "paper" / "selection.tsv").read_bytes()
+    assert (tmp_path / "results" / "paper" / "selection.tsv").read_bytes() == first
+
+
+def test_a_finished_run_has_nothing_left_to_do(paper_results, published_dir):
+    result = paper_run(paper_results, published_dir, "-n")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_the_html_report_shows_the_figures_with_captions(paper_results, published_dir):
+    paper_run(paper_results, published_dir, "--report", "results/paper/report.html")
+    html = (paper_results / "results" / "paper" / "report.html").read_text()
+    assert "fits_flan.png" in html and "relacc_vs_flops.png" in html
+    assert "AtS phase transition" in html
+
+
+def test_a_broken_curves_file_stops_the_run_naming_file_row_and_column(published_dir, tmp_path):
+    curves = tmp_path / "curves"
+    shutil.copytree(published_dir, curves)
+    text = (curves / "gigaword.csv").read_text().splitlines()
+    cells = text[5].split(",")
+    cells[4] = "oops"
+    text[5] = ",".join(cells)
+    (curves / "gigaword.csv").write_text("\n".join(text) + "\n")
+    result = paper_run(tmp_path, curves, check=False)
+    assert result.returncode != 0
+    assert f"{curves / 'gigaword.csv'}: row 6" in result.stderr and "column '800'" in result.stderr
+    assert not (tmp_path / "results" / "paper" / "losses" / "gigaword.tsv").exists()
+
+
+def test_a_wrong_sha256_stops_the_download(published_dir, tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "flan.csv").write_text((published_dir / "flan.csv").read_text() + "\n")
+    result = run_snakemake(
+        tmp_path, "--cores", "1", "--configfile", PAPER, "--config", f"curves_url={mirror.as_uri()}/", 'benchmarks=["flan"]', check=False
+    )
+    assert result.returncode != 0
+    assert "flan.csv: sha256" in result.stderr and "does not match the pinned" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [("ratio=[8]", "'ratio' was unexpected"), ("target=lots", "'lots' is not of type 'integer'"), ("methods=[Oracle]", "'Oracle' is not one of")],
+)
+def test_bad_config_fails_at_start_naming_the_key(tmp_path, override, expected):
+    result = run_snakemake(tmp_path, "-n", "--configfile", PAPER, "--config", override, check=False)
+    assert result.returncode != 0
+    assert expected in result.stdout + result.stderr
+
+
+def test_lint_is_clean_and_rules_are_snakefmt_formatted(tmp_path):
+    lint = run_snakemake(tmp_path, "--lint", "--configfile", PAPER)
+    assert "Congratulations, your workflow is in a good condition!" in lint.stdout + lint.stderr
+    fmt = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "rules"], cwd=REPO, capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stderr
