@@ -26,7 +26,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from lensllm.analysis import fit_all_laws, run_selectors, score_selections
-from lensllm.cost import CostModel
+from lensllm.cost import CostModel, analytic_flops
 from lensllm.fitting import _starts, fit_curves
 from lensllm.laws import RECTIFIED
 from lensllm.losstable import read_losstable
@@ -54,7 +54,7 @@ def fit_and_select(tables) -> float:
     for table in tables:
         fit_all_laws(table, ["rectified", "lensllm", "vanilla"])
         selections = run_selectors(table, list(SELECTORS), TARGET, RATIOS, SelectionSettings())
-        score_selections(selections, table, CostModel(35, 20, 15))
+        score_selections(selections, table, analytic_flops(table.models, table.params, table.sizes, CostModel(35, 20, 15)))
     return time.perf_counter() - start
 
 

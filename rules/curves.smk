@@ -1,4 +1,5 @@
-# The loss tables of the paper mode: the published curves, downloaded and checked or copied.
+# Paper mode: the published curves (downloaded and checked, or copied) as loss tables, and the
+# analytic FLOPs of each fine-tune they stand for (6 x params x tokens).
 
 
 rule fetch_published_curves:
@@ -17,3 +18,22 @@ rule fetch_published_curves:
         curves_url=config["curves_url"],
     script:
         "../workflow/scripts/fetch_published_curves.py"
+
+
+rule estimate_finetune_flops:
+    input:
+        f"{RESULTS}/losses/{{benchmark}}.tsv",
+    output:
+        f"{RESULTS}/finetune_flops/{{benchmark}}.tsv",
+    log:
+        log_path("estimate_finetune_flops"),
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        cost=lambda wildcards: config["cost"][wildcards.benchmark],
+    script:
+        "../workflow/scripts/estimate_finetune_flops.py"

@@ -29,6 +29,7 @@ rule score_selection:
     input:
         losses=f"{RESULTS}/losses/{{benchmark}}.tsv",
         selections=f"{RESULTS}/selections/{{benchmark}}.json",
+        flops=f"{RESULTS}/finetune_flops/{{benchmark}}.tsv",
     output:
         selection=f"{RESULTS}/scores/{{benchmark}}.tsv",
         prediction_error=f"{RESULTS}/scores/{{benchmark}}.prediction_error.tsv",

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import pandas as pd
 
 from lensllm.atomic import write_text
-from lensllm.cost import CostModel, cost_reduction, full_tuning_flops, selection_flops
+from lensllm.cost import FlopsTable, cost_reduction, full_tuning_flops, selection_flops
 from lensllm.fitting import fit_curves
 from lensllm.laws import LAWS
 from lensllm.losstable import LossTable
@@ -90,16 +90,18 @@ def read_selections(path: str | os.PathLike) -> list[Selection]:
 
 
 def score_selections(
-    selections: Sequence[Selection], table: LossTable, cost: CostModel
+    selections: Sequence[Selection], table: LossTable, flops_of: FlopsTable
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The `selection.tsv` rows (PearCorr, RelAcc, FLOPs) and the `prediction_error.tsv` rows."""
-    params: Mapping[str, float] = dict(zip(table.models, table.params))
+    """The `selection.tsv` rows (PearCorr, RelAcc, FLOPs) and the `prediction_error.tsv` rows.
+
+    `flops_of[(model, size)]` is the cost of each fine-tune (see `lensllm.cost`).
+    """
     rows, errors = [], []
     for s in selections:
         true = dict(zip(table.models, table.column(s.target)))
         truth = [true[m] for m in s.models]
-        flops = selection_flops(s.finetunes, params, cost)
-        reduction = cost_reduction(flops, full_tuning_flops(params, s.target, cost))
+        flops = selection_flops(s.finetunes, flops_of)
+        reduction = cost_reduction(flops, full_tuning_flops(table.models, s.target, flops_of))
         ratio = s.target // s.budget
         for metric, value in (
             ("PearCorr", pearcorr(s.scores, truth)),
@@ -117,6 +119,18 @@ def ats_transitions(table: LossTable, k: int, delta: float) -> dict[str, int]:
     """The AtS phase transition of each model's whole curve: the smallest size in the power phase."""
     sizes = table.train_sizes()
     return {m: ats_fit(sizes, table.curve(m, sizes), k, delta).transition for m in table.models}
+
+
+def write_flops(flops_of: FlopsTable, path: str | os.PathLike) -> None:
+    """Write a FLOPs table (model, size, flops) as TSV."""
+    rows = [(m, s, f) for (m, s), f in flops_of.items()]
+    write_tsv(pd.DataFrame(rows, columns=["model", "size", "flops"]), path)
+
+
+def read_flops(path: str | os.PathLike) -> dict[tuple[str, int], float]:
+    """Read a FLOPs table written by `write_flops`."""
+    frame = pd.read_csv(path, sep="\t", dtype={"model": str})
+    return {(m, int(s)): float(f) for m, s, f in zip(frame["model"], frame["size"], frame["flops"])}
 
 
 def write_tsv(frame: pd.DataFrame, path: str | os.PathLike) -> None:

@@ -26,16 +26,24 @@ class CostModel:
         return 6.0 * params * examples * self.tokens_per_example * self.epochs * self.runs_per_size
 
 
-def selection_flops(
-    finetunes: Iterable[tuple[str, int]], params: Mapping[str, float], cost: CostModel
-) -> float:
+FlopsTable = Mapping[tuple[str, int], float]
+"""FLOPs of the fine-tune of each (model, size): analytic in paper mode, measured on our grid."""
+
+
+def analytic_flops(models: Iterable[str], params: Iterable[float], sizes: Iterable[int], cost: CostModel) -> dict[tuple[str, int], float]:
+    """6 * N * tokens for every (model, size); size 0 (zero-shot) costs no fine-tuning."""
+    sizes = list(sizes)
+    return {(m, s): cost.finetune_flops(n, s) for m, n in zip(models, params) for s in sizes}
+
+
+def selection_flops(finetunes: Iterable[tuple[str, int]], flops: FlopsTable) -> float:
     """Total FLOPs of the distinct (model, size) fine-tunes a selector needed."""
-    return sum(cost.finetune_flops(params[model], size) for model, size in set(finetunes))
+    return sum(flops[key] for key in set(finetunes))
 
 
-def full_tuning_flops(params: Mapping[str, float], target: int, cost: CostModel) -> float:
+def full_tuning_flops(models: Iterable[str], target: int, flops: FlopsTable) -> float:
     """FLOPs of fine-tuning every candidate on the full target data size."""
-    return sum(cost.finetune_flops(n, target) for n in params.values())
+    return sum(flops[(m, target)] for m in models)
 
 
 def cost_reduction(flops: float, full_flops: float) -> float:

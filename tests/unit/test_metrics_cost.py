@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lensllm.cost import CostModel, cost_reduction, full_tuning_flops, selection_flops
+from lensllm.cost import CostModel, analytic_flops, cost_reduction, full_tuning_flops, selection_flops
 from lensllm.metrics import pearcorr, relacc, rmse
 
 
@@ -25,9 +25,9 @@ def test_rmse_is_in_loss_units():
 def test_flops_are_six_n_tokens_and_charge_each_finetune_once():
     cost = CostModel(tokens_per_example=35, epochs=20, runs_per_size=15)
     assert cost.finetune_flops(1e9, 200) == 6 * 1e9 * 200 * 35 * 20 * 15
-    params = {"a": 1e8, "b": 3e8}
+    flops = analytic_flops(["a", "b"], [1e8, 3e8], [0, 200, 400, 1_638_400], cost)
     needed = [("a", 200), ("a", 400), ("b", 400), ("a", 400), ("b", 0)]
-    assert selection_flops(needed, params, cost) == pytest.approx(6 * 35 * 20 * 15 * (1e8 * 600 + 3e8 * 400))
-    full = full_tuning_flops(params, 1_638_400, cost)
+    assert selection_flops(needed, flops) == pytest.approx(6 * 35 * 20 * 15 * (1e8 * 600 + 3e8 * 400))
+    full = full_tuning_flops(["a", "b"], 1_638_400, flops)
     assert full == pytest.approx(6 * 35 * 20 * 15 * 4e8 * 1_638_400)
     assert cost_reduction(full / 4, full) == pytest.approx(0.75)

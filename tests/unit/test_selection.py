@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from lensllm.analysis import run_selectors, score_selections
-from lensllm.cost import CostModel
+from lensllm.cost import CostModel, analytic_flops
 from lensllm.losstable import LossTable, read_losstable
 from lensllm.selection import SELECTORS, SelectionSettings, ats_fit, select
 
@@ -20,7 +20,7 @@ def reproduced(published_dir):
     for benchmark in ("flan", "gigaword"):
         table = read_losstable(published_dir / f"{benchmark}.csv")
         selections = run_selectors(table, ["AtS", "ZeroShot", "SubTuning", "ModelSize"], TARGET, RATIOS, SelectionSettings())
-        frames.append(score_selections(selections, table, FLAN_COST)[0])
+        frames.append(score_selections(selections, table, analytic_flops(table.models, table.params, table.sizes, FLAN_COST))[0])
     return pd.concat(frames)
 
 
@@ -79,7 +79,7 @@ def test_unfittable_model_is_left_out_with_a_warning_and_still_scored(caplog):
     assert selection.models == ("a", "b")
     assert selection.excluded[0][0] == "c"
     assert "RectifiedFit at budget 800: c left out" in caplog.text
-    scores, errors = score_selections([selection], table, FLAN_COST)
+    scores, errors = score_selections([selection], table, analytic_flops(table.models, table.params, sizes, FLAN_COST))
     assert list(scores["metric"]) == ["PearCorr", "RelAcc"]
     assert errors["n_excluded"].tolist() == [1]
 
