@@ -18,6 +18,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -128,6 +129,8 @@ def plot_fit_curves(table: LossTable, fits: pd.DataFrame, transitions: Mapping[s
         if model in transitions:
             ax.axvline(transitions[model], color="gray", ls=":", lw=1, label="AtS transition")
         ax.set_title(model[-28:], fontsize=7)
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.tick_params(labelsize=6)
     for ax in axes.ravel()[n:]:
         ax.axis("off")

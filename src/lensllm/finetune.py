@@ -1,0 +1,425 @@
+"""One fine-tuning job: one model x one benchmark x one training size (size 0 = zero-shot only).
+
+The model is anything `from_pretrained` accepts (a hub name or a local directory, one code path);
+causal and encoder-decoder models are told apart by `config.is_encoder_decoder`.
+
+Sequences (`max_len_source` and `max_len_target` cap the source and target tokens, keeping their
+beginning):
+- causal, pairs: ``bos + source + "\\n" + target + eos``, labels -100 on bos, source, separator and
+  padding, so the loss is on the target tokens and eos only;
+- causal, lm: ``bos + target + eos``, labels on every target token and eos;
+- encoder-decoder: encoder ``source + eos`` (just ``eos`` for lm), decoder labels ``target + eos``.
+So both kinds are scored on the same target tokens. The test loss is the mean per-token
+cross-entropy over all target tokens of the fixed test split (token-weighted, not per example).
+
+Training: AdamW, linear warm-up over `warmup` of the steps then linear decay to 0, gradient clipping
+at 1, `epochs` passes over the first `size` examples of the benchmark's seeded order, shuffled by a
+seeded `torch.Generator`. The same seed and thread count give the same test loss.
+
+FLOPs: `flops_per_token_measured` is counted by `torch.utils.flop_counter.FlopCounterMode` on the
+first `flop_batches` training batches (test batches for size 0), forward + backward, with the eager
+attention implementation while counting (SDPA kernels are not counted), divided by the token
+positions of those batches (padding included, since it is computed; encoder + decoder positions for
+encoder-decoder models). `flops_measured` extrapolates it to the `tokens_seen` positions of the whole
+run. `flops_analytic` = 6 * N * tokens_seen with N = `n_params_matmul`, the parameters that take
+part in matrix products: every parameter outside the embedding tables, plus the output projection
+(counted even when tied to the input embedding, since its product is computed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lensllm.atomic import atomic_path
+
+if TYPE_CHECKING:  # heavy imports stay lazy so that the command line starts fast
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from lensllm.data import Benchmark, Example
+
+PAD_CHOICES = ("eos",)
+
+
+class ModelLoadError(ValueError):
+    """A model or tokenizer that cannot be used; the message names the model and how to fix it."""
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Hyper-parameters of one fine-tuning job (all recorded in the result JSON).
+
+    `warmup` is the fraction of optimizer steps with a linearly increasing learning rate;
+    `pad_token="eos"` lets a tokenizer without a pad token pad with its eos token (padding is
+    masked out of the loss either way); `threads` is passed to `torch.set_num_threads`.
+    """
+
+    lr: float = 1e-3
+    epochs: int = 2
+    batch_size: int = 16
+    max_len_source: int = 48
+    max_len_target: int = 64
+    seed: int = 0
+    weight_decay: float = 0.0
+    warmup: float = 0.1
+    eval_batch_size: int = 64
+    flop_batches: int = 2
+    threads: int = 1
+    pad_token: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0 or self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
+            raise ValueError(f"fine-tuning config: lr > 0, epochs >= 1 and batch sizes >= 1 are required, got {self}")
+        if self.max_len_source < 1 or self.max_len_target < 1 or not 0 <= self.warmup < 1:
+            raise ValueError(f"fine-tuning config: max lengths >= 1 and 0 <= warmup < 1 are required, got {self}")
+        if self.pad_token is not None and self.pad_token not in PAD_CHOICES:
+            raise ValueError(f"fine-tuning config: pad_token must be None or one of {PAD_CHOICES}, got {self.pad_token!r}")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready for fine-tuning, with its tokenizer and kind."""
+
+    name: str
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    is_encoder_decoder: bool
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    """The outcome of one job; its fields are the keys of the result JSON.
+
+    `train_loss_final` is the mean batch loss of the last epoch (None for size 0), `test_tokens`
+    the number of target tokens behind `test_loss`, `tokens_seen` the training token positions.
+    """
+
+    model: str
+    model_path: str
+    benchmark: str
+    kind: str
+    size: int
+    seed: int
+    is_encoder_decoder: bool
+    test_loss: float
+    test_tokens: int
+    train_loss_final: float | None
+    steps: int
+    tokens_seen: int
+    n_params: int
+    n_params_matmul: int
+    flops_measured: float
+    flops_analytic: float
+    flops_per_token_measured: float
+    wall_seconds: float
+    config: dict[str, Any]
+    versions: dict[str, str]
+
+
+def load_model(name_or_path: str, *, pad_token: str | None = None, name: str | None = None) -> LoadedModel:
+    """Load a model and its tokenizer with `from_pretrained` (hub name or local directory alike).
+
+    Raises `ModelLoadError` naming the model when it cannot be found or loaded, and when its
+    tokenizer has no pad token unless `pad_token="eos"` (then pad = eos) is given.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    label = name or name_or_path
+    try:
+        config = AutoConfig.from_pretrained(name_or_path)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+        model = auto.from_pretrained(name_or_path)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(
+            f"model {label!r}: cannot load {name_or_path!r} with from_pretrained (not a local directory "
+            f"with config.json, model weights and tokenizer, nor a reachable hub model): {err}"
+        ) from err
+    if tokenizer.pad_token is None:
+        if pad_token != "eos" or tokenizer.eos_token is None:
+            raise ModelLoadError(
+                f"model {label!r}: its tokenizer has no pad token; pass pad_token='eos' "
+                f"(command line: --pad-token eos) to pad with the eos token"
+            )
+        tokenizer.pad_token = tokenizer.eos_token
+    if tokenizer.eos_token_id is None:
+        raise ModelLoadError(f"model {label!r}: its tokenizer has no eos token")
+    return LoadedModel(label, model, tokenizer, bool(config.is_encoder_decoder))
+
+
+def encode_examples(
+    examples: Sequence[Example], loaded: LoadedModel, kind: str, config: FinetuneConfig
+) -> list[tuple[list[int], list[int]]]:
+    """(input ids, labels) of each example, as described in the module docstring.
+
+    For causal models labels are aligned with the inputs (-100 where no loss is taken; the model
+    shifts them); for encoder-decoder models the inputs go to the encoder and labels are the
+    decoder targets.
+    """
+    tokenizer = loaded.tokenizer
+    eos = tokenizer.eos_token_id
+    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else eos
+
+    def ids(texts: list[str]) -> list[list[int]]:
+        return tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+
+    sources = ids([ex.source for ex in examples]) if kind == "pairs" else [[] for _ in examples]
+    targets = ids([ex.target for ex in examples])
+    separator = ids(["\n"])[0] if kind == "pairs" else []
+    encoded = []
+    for source, target in zip(sources, targets):
+        source, target = source[: config.max_len_source], target[: config.max_len_target] + [eos]
+        if loaded.is_encoder_decoder:
+            encoded.append((source + [eos], target))
+        else:
+            prefix = [bos] + source + separator
+            encoded.append((prefix + target, [-100] * len(prefix) + target))
+    return encoded
+
+
+def finetune(
+    model_path: str, benchmark: Benchmark, size: int, config: FinetuneConfig, *, model_name: str | None = None
+) -> FinetuneResult:
+    """Fine-tune `model_path` on the first `size` training examples of `benchmark`; test it.
+
+    Size 0 evaluates the pre-trained model only (no step, zero training FLOPs). See the module
+    docstring for the sequence format, losses and FLOP counts.
+    """
+    import torch
+    import transformers
+    from tqdm import tqdm
+
+    from lensllm.data import training_subset
+
+    start = time.perf_counter()
+    examples = training_subset(benchmark, size)
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    loaded = load_model(model_path, pad_token=config.pad_token, name=model_name)
+    model = loaded.model
+    pad = loaded.tokenizer.pad_token_id
+    train = encode_examples(examples, loaded, benchmark.kind, config)
+    test = encode_examples(benchmark.test, loaded, benchmark.kind, config)
+    if not test:
+        raise ValueError(f"benchmark {benchmark.name!r}: empty test split")
+
+    generator = torch.Generator().manual_seed(config.seed)
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    probe = train[: config.batch_size * config.flop_batches] or test[: config.batch_size * config.flop_batches]
+    probe_batches = [_collate(probe[i:i + config.batch_size], pad) for i in range(0, len(probe), config.batch_size)]
+    flops_per_token = _measure_flops_per_token(model, probe_batches, loaded.is_encoder_decoder)
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    warmup_steps = max(1, round(config.warmup * total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warmup_steps, (total_steps - step) / max(1, total_steps - warmup_steps + 1))
+    )
+    model.train()
+    tokens_seen = 0
+    last_epoch_losses: list[float] = []
+    bar = tqdm(total=total_steps, desc=f"finetune {loaded.name} {benchmark.name} n={size}", file=sys.stderr,
+               mininterval=5.0, disable=total_steps == 0)
+    for _ in range(config.epochs):
+        last_epoch_losses = []
+        order = torch.randperm(len(train), generator=generator).tolist()
+        for i in range(0, len(order), config.batch_size):
+            batch = _collate([train[j] for j in order[i:i + config.batch_size]], pad)
+            loss_sum, count = _token_loss(model, batch, loaded.is_encoder_decoder)
+            loss = loss_sum / count
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            tokens_seen += _positions(batch, loaded.is_encoder_decoder)
+            last_epoch_losses.append(loss.item())
+            bar.update()
+            bar.set_postfix(loss=f"{last_epoch_losses[-1]:.3f}", refresh=False)
+    bar.close()
+
+    test_loss, test_tokens = _evaluate(model, test, pad, config.eval_batch_size, loaded.is_encoder_decoder)
+    n_matmul = _matmul_params(model)
+    return FinetuneResult(
+        model=loaded.name,
+        model_path=str(model_path),
+        benchmark=benchmark.name,
+        kind=benchmark.kind,
+        size=size,
+        seed=config.seed,
+        is_encoder_decoder=loaded.is_encoder_decoder,
+        test_loss=test_loss,
+        test_tokens=test_tokens,
+        train_loss_final=sum(last_epoch_losses) / len(last_epoch_losses) if last_epoch_losses else None,
+        steps=total_steps,
+        tokens_seen=tokens_seen,
+        n_params=sum(p.numel() for p in model.parameters()),
+        n_params_matmul=n_matmul,
+        flops_measured=flops_per_token * tokens_seen,
+        flops_analytic=6.0 * n_matmul * tokens_seen,
+        flops_per_token_measured=flops_per_token,
+        wall_seconds=round(time.perf_counter() - start, 3),
+        config=asdict(config),
+        versions={"python": platform.python_version(), "torch": torch.__version__,
+                  "transformers": transformers.__version__},
+    )
+
+
+def write_result_json(result: FinetuneResult, path: str | os.PathLike) -> None:
+    """Write `result` as JSON to `path` atomically (temp file beside it, then `os.replace`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(asdict(result), indent=2) + "\n")
+
+
+def _collate(rows: Sequence[tuple[list[int], list[int]]], pad: int) -> dict[str, torch.Tensor]:
+    """Right-pad (inputs, labels) rows: inputs with `pad` and mask 0, labels with -100."""
+    import torch
+
+    width_in = max(len(inputs) for inputs, _ in rows)
+    width_out = max(len(labels) for _, labels in rows)
+    input_ids = torch.full((len(rows), width_in), pad, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width_in), dtype=torch.long)
+    labels = torch.full((len(rows), width_out), -100, dtype=torch.long)
+    for row, (inputs, targets) in enumerate(rows):
+        input_ids[row, : len(inputs)] = torch.tensor(inputs)
+        attention_mask[row, : len(inputs)] = 1
+        labels[row, : len(targets)] = torch.tensor(targets)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def _token_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor], encoder_decoder: bool) -> tuple[torch.Tensor, int]:
+    """(summed cross-entropy over the labelled tokens, their number) for one batch."""
+    import torch
+
+    labels = batch["labels"]
+    if encoder_decoder:
+        decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=labels)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       decoder_input_ids=decoder_input_ids).logits
+    else:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+        labels = labels[:, 1:]
+    loss = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1), ignore_index=-100, reduction="sum"
+    )
+    return loss, int((labels != -100).sum())
+
+
+def _evaluate(model: PreTrainedModel, rows: Sequence[tuple[list[int], list[int]]], pad: int,
+              batch_size: int, encoder_decoder: bool) -> tuple[float, int]:
+    """(mean per-token test cross-entropy, number of target tokens), batches sorted by length."""
+    import torch
+
+    model.eval()
+    rows = sorted(rows, key=lambda row: (len(row[0]), len(row[1])))
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(rows), batch_size):
+            loss_sum, n = _token_loss(model, _collate(rows[i:i + batch_size], pad), encoder_decoder)
+            total += float(loss_sum)
+            count += n
+    model.train()
+    return total / count, count
+
+
+def _positions(batch: dict[str, torch.Tensor], encoder_decoder: bool) -> int:
+    """Token positions a training step computes: inputs (+ decoder targets for encoder-decoder)."""
+    return batch["input_ids"].numel() + (batch["labels"].numel() if encoder_decoder else 0)
+
+
+def _measure_flops_per_token(model: PreTrainedModel, batches: Sequence[dict[str, torch.Tensor]],
+                             encoder_decoder: bool) -> float:
+    """FLOPs per token position of forward + backward on `batches`, counted with eager attention.
+
+    The gradients are discarded: the weights are unchanged.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    original = model.config._attn_implementation
+    model.set_attn_implementation("eager")
+    try:
+        with FlopCounterMode(display=False) as counter:
+            for batch in batches:
+                loss_sum, count = _token_loss(model, batch, encoder_decoder)
+                (loss_sum / max(1, count)).backward()
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.set_attn_implementation(original)
+    return counter.get_total_flops() / sum(_positions(batch, encoder_decoder) for batch in batches)
+
+
+def _matmul_params(model: PreTrainedModel) -> int:
+    """Parameters used in matrix products: all outside `nn.Embedding` tables, plus the output head."""
+    import torch
+
+    embedding = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
+    outside = sum(p.numel() for p in model.parameters() if id(p) not in embedding)
+    head = model.get_output_embeddings().weight
+    return outside + (head.numel() if id(head) in embedding else 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: validate the inputs, then run one job per (size, out) pair and write the JSONs."""
+    defaults = FinetuneConfig()
+    parser = argparse.ArgumentParser(prog="python -m lensllm.finetune", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="hub name or local directory given to from_pretrained")
+    parser.add_argument("--model-name", help="path-safe slug recorded as `model` (default: --model)")
+    parser.add_argument("--benchmark", required=True, help="benchmark file written by lensllm.data")
+    parser.add_argument("--size", type=int, nargs="+", required=True,
+                        help="training subset size(s); 0 = zero-shot evaluation only")
+    parser.add_argument("--out", nargs="+", required=True, help="result JSON path(s), one per --size")
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--max-len-source", type=int, default=defaults.max_len_source)
+    parser.add_argument("--max-len-target", type=int, default=defaults.max_len_target)
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    parser.add_argument("--warmup", type=float, default=defaults.warmup)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--threads", type=int, default=defaults.threads)
+    parser.add_argument("--pad-token", choices=PAD_CHOICES, help="pad with this token if the tokenizer has none")
+    args = parser.parse_args(argv)
+
+    if len(args.size) != len(args.out):
+        parser.error(f"{len(args.size)} --size value(s) but {len(args.out)} --out path(s); give one path per size")
+    try:
+        config = FinetuneConfig(
+            lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, max_len_source=args.max_len_source,
+            max_len_target=args.max_len_target, seed=args.seed, weight_decay=args.weight_decay,
+            warmup=args.warmup, threads=args.threads, pad_token=args.pad_token,
+        )
+    except ValueError as err:
+        parser.error(str(err))
+    from lensllm.data import read_benchmark
+
+    if not Path(args.benchmark).is_file():
+        parser.error(f"--benchmark {args.benchmark}: no such file")
+    benchmark = read_benchmark(args.benchmark)
+    for size in args.size:
+        if not 0 <= size <= len(benchmark.train):
+            parser.error(f"--size {size}: benchmark {benchmark.name!r} ({args.benchmark}) has "
+                         f"{len(benchmark.train)} training examples; sizes must be in 0..{len(benchmark.train)}")
+    for size, out in zip(args.size, args.out):
+        try:
+            result = finetune(args.model, benchmark, size, config, model_name=args.model_name)
+        except ModelLoadError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        write_result_json(result, out)
+        print(f"{result.model} {result.benchmark} n={size}: test loss {result.test_loss:.4f}, "
+              f"{result.steps} steps, {result.wall_seconds:.1f} s -> {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

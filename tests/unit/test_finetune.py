@@ -1,0 +1,181 @@
+"""Tests of one fine-tuning job on tiny local models and a synthetic benchmark."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from lensllm.data import Benchmark, Example, write_benchmark
+from lensllm.finetune import (
+    FinetuneConfig,
+    ModelLoadError,
+    encode_examples,
+    finetune,
+    load_model,
+    main,
+    write_result_json,
+)
+from lensllm.zoo import ModelSpec, pretrain_model, train_tokenizer
+
+WORDS = ["cat", "dog", "bird", "fish", "tree", "stone", "river", "cloud"]
+PAIRS = Benchmark(
+    name="toy-pairs",
+    kind="pairs",
+    train=tuple(Example(f"Define {w}{i}.", f"a {w} of kind {i}") for i in range(6) for w in WORDS),
+    test=tuple(Example(f"Define {w}{i}.", f"a {w} of kind {i}") for i in range(6, 8) for w in WORDS),
+)
+LM = Benchmark(
+    name="toy-lm",
+    kind="lm",
+    train=tuple(Example("", f"The {w} number {i} sat by the {WORDS[i % 8]}.") for i in range(4) for w in WORDS),
+    test=tuple(Example("", f"The {w} number {i} sat by the {WORDS[i % 8]}.") for i in range(4, 6) for w in WORDS),
+)
+CONFIG = FinetuneConfig(lr=3e-3, epochs=2, batch_size=8, eval_batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Tiny GPT-2, Llama and T5 models pre-trained for a few steps, saved in local directories."""
+    root = tmp_path_factory.mktemp("ft")
+    texts = [ex.source + " " + ex.target for ex in PAIRS.train + LM.train]
+    train_tokenizer(texts, 300, root / "tokenizer", seed=0)
+    paths = {}
+    for arch in ("gpt2", "llama", "t5"):
+        spec = ModelSpec(f"tiny-{arch}", arch, 32, 1, 2, 64, 2, (("toy", 1.0),), batch_size=4, seq_len=16)
+        pretrain_model(spec, root / "tokenizer", {"toy": texts}, root / arch)
+        paths[arch] = str(root / arch)
+    return paths
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama", "t5"])
+def test_local_directory_loads_like_a_hub_name(models, arch):
+    loaded = load_model(models[arch])
+    assert loaded.is_encoder_decoder == (arch == "t5")
+    assert loaded.name == models[arch] and loaded.tokenizer.pad_token == "<pad>"
+
+
+def test_causal_labels_are_masked_to_the_target(models):
+    loaded = load_model(models["gpt2"])
+    tok = loaded.tokenizer
+    example = Example("Define cat1.", "a cat of kind 1")
+    (inputs, labels), = encode_examples([example], loaded, "pairs", CONFIG)
+    target = tok(example.target, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    prefix = 1 + len(tok(example.source, add_special_tokens=False)["input_ids"]) + len(tok("\n", add_special_tokens=False)["input_ids"])
+    assert len(inputs) == len(labels) == prefix + len(target)
+    assert labels[:prefix] == [-100] * prefix and labels[prefix:] == target == inputs[prefix:]
+    (lm_inputs, lm_labels), = encode_examples([Example("", "The cat sat.")], loaded, "lm", CONFIG)
+    assert lm_inputs[0] == tok.bos_token_id and lm_labels == [-100] + lm_inputs[1:]
+
+
+def test_encoder_decoder_gets_source_and_target(models):
+    loaded = load_model(models["t5"])
+    tok = loaded.tokenizer
+    (inputs, labels), = encode_examples([Example("Define cat1.", "a cat")], loaded, "pairs", CONFIG)
+    assert inputs == tok("Define cat1.", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    assert labels == tok("a cat", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+
+
+def test_truncation_caps_source_and_target(models):
+    loaded = load_model(models["llama"])
+    config = replace(CONFIG, max_len_source=2, max_len_target=3)
+    (inputs, labels), = encode_examples([Example("Define " * 20, "cat " * 20)], loaded, "pairs", config)
+    assert sum(label != -100 for label in labels) == 3 + 1  # target tokens + eos
+
+
+@pytest.mark.parametrize("arch,benchmark", [("gpt2", PAIRS), ("llama", LM), ("t5", PAIRS)])
+def test_same_seed_same_loss_and_training_helps(models, arch, benchmark):
+    first = finetune(models[arch], benchmark, 32, CONFIG)
+    second = finetune(models[arch], benchmark, 32, CONFIG)
+    zero = finetune(models[arch], benchmark, 0, CONFIG)
+    assert first.test_loss == second.test_loss
+    assert first.steps == 2 * 4 and first.tokens_seen > 0 and first.train_loss_final is not None
+    assert zero.steps == 0 and zero.tokens_seen == 0 and zero.flops_measured == 0 and zero.train_loss_final is None
+    assert zero.flops_per_token_measured > 0 and first.test_loss < zero.test_loss
+    assert finetune(models[arch], benchmark, 32, replace(CONFIG, seed=1)).test_loss != first.test_loss
+
+
+def test_zero_shot_is_the_untrained_loss(models):
+    import torch
+
+    loaded = load_model(models["gpt2"])
+    inputs, labels = zip(*encode_examples(PAIRS.test, loaded, "pairs", CONFIG))
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for ids, lab in zip(inputs, labels):
+            logits = loaded.model(input_ids=torch.tensor([ids])).logits[0, :-1]
+            target = torch.tensor(lab[1:])
+            total += float(torch.nn.functional.cross_entropy(logits, target, ignore_index=-100, reduction="sum"))
+            count += int((target != -100).sum())
+    result = finetune(models["gpt2"], PAIRS, 0, CONFIG)
+    assert result.test_tokens == count
+    assert result.test_loss == pytest.approx(total / count, rel=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_measured_flops_match_six_n_d_on_a_causal_model(tmp_path, models, arch):
+    spec = ModelSpec("wide", arch, 128, 2, 4, 512, 0, (("toy", 1.0),))
+    pretrain_model(spec, models[arch], {"toy": ["unused"]}, tmp_path / "wide")  # tokenizer of the tiny model
+    result = finetune(str(tmp_path / "wide"), LM, 16, replace(CONFIG, epochs=1))
+    ratio = result.flops_measured / result.flops_analytic
+    assert 0.8 <= ratio <= 1.2, ratio
+    assert result.flops_measured == pytest.approx(result.flops_per_token_measured * result.tokens_seen)
+
+
+def test_unknown_model_is_named(tmp_path):
+    missing = str(tmp_path / "no-such-model")
+    with pytest.raises(ModelLoadError, match="no-such-model"):
+        load_model(missing)
+
+
+def test_tokenizer_without_pad_token_is_named(tmp_path, models):
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    nopad = tmp_path / "nopad"
+    shutil.copytree(models["gpt2"], nopad)
+    tokenizer = AutoTokenizer.from_pretrained(nopad)
+    tokenizer.pad_token = None
+    tokenizer.save_pretrained(nopad)
+    with pytest.raises(ModelLoadError, match="my-model.*no pad token"):
+        load_model(str(nopad), name="my-model")
+    loaded = load_model(str(nopad), pad_token="eos")
+    assert loaded.tokenizer.pad_token == loaded.tokenizer.eos_token
+
+
+def test_cli_rejects_a_size_larger_than_the_train_split(tmp_path, models, capsys):
+    bench = tmp_path / "toy.jsonl"
+    write_benchmark(PAIRS, bench)
+    with pytest.raises(SystemExit):
+        main(["--model", models["gpt2"], "--benchmark", str(bench), "--size", "1000", "--out", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err
+    assert "toy-pairs" in err and "1000" in err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_cli_writes_the_result_json(tmp_path, models):
+    bench = tmp_path / "toy.jsonl"
+    write_benchmark(PAIRS, bench)
+    outs = [tmp_path / "r0.json", tmp_path / "r8.json"]
+    assert main(["--model", models["llama"], "--model-name", "tiny-llama", "--benchmark", str(bench),
+                 "--size", "0", "8", "--out", *map(str, outs), "--epochs", "1"]) == 0
+    record = json.loads(outs[1].read_text())
+    keys = {"model", "model_path", "benchmark", "size", "seed", "test_loss", "train_loss_final", "steps", "tokens_seen",
+            "n_params", "flops_measured", "flops_analytic", "flops_per_token_measured", "wall_seconds", "config", "versions"}
+    assert keys <= set(record)
+    assert (record["model"], record["benchmark"], record["size"]) == ("tiny-llama", "toy-pairs", 8)
+    assert set(record["versions"]) == {"python", "torch", "transformers"} and record["config"]["epochs"] == 1
+    assert json.loads(outs[0].read_text())["steps"] == 0
+
+
+def test_result_json_is_atomic(tmp_path, models):
+    result = finetune(models["gpt2"], PAIRS, 0, CONFIG)
+    path = tmp_path / "out.json"
+    write_result_json(result, path)
+    before = path.read_text()
+    broken = replace(result, config={"bad": object()})  # not JSON-serialisable: fails mid-write
+    with pytest.raises(TypeError):
+        write_result_json(broken, path)
+    assert path.read_text() == before and [p.name for p in tmp_path.iterdir()] == ["out.json"]
