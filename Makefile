@@ -6,8 +6,10 @@ STAMP  := $(VENV)/.installed
 CORES  ?= 2
 # Offline stand-in for the download of the published curves: a directory holding <benchmark>.csv.
 CURVES_DIR ?= $(wildcard ../shared/data/published)
+# Shell rules call `python -m lensllm...`: the environment's python must come first on PATH.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install run paper test lint format bench clean
+.PHONY: install run quick paper test lint format bench clean
 
 install: $(STAMP)
 
@@ -18,8 +20,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-run: paper
+# The main job: the offline default (tiny zoo, real fine-tuning grid, analysis, report).
+run: $(STAMP)
+	$(PY) -m snakemake --cores $(CORES)
+	$(PY) -m snakemake --cores $(CORES) --report results/default/report.html
 
+quick: $(STAMP)
+	$(PY) -m snakemake --cores $(CORES) --configfile config/quick.yaml
+	$(PY) -m snakemake --cores $(CORES) --configfile config/quick.yaml --report results/quick/report.html
+
+# The papers' tables from the published curves (downloaded, or read from CURVES_DIR offline).
 paper: $(STAMP)
 	$(PY) -m snakemake --cores $(CORES) --configfile config/paper.yaml \
 	  $(if $(CURVES_DIR),--config curves_dir=$(abspath $(CURVES_DIR)) 'benchmarks=["flan","gigaword"]')

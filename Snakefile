@@ -14,7 +14,19 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "rules/common.smk"
-include: "rules/curves.smk"
+
+
+if PUBLISHED:
+
+    include: "rules/curves.smk"
+
+else:
+
+    include: "rules/data.smk"
+    include: "rules/zoo.smk"
+    include: "rules/finetune.smk"
+
+
 include: "rules/fit.smk"
 include: "rules/select.smk"
 include: "rules/report.smk"

@@ -1,26 +1,139 @@
-# Shared definitions: where results go, the benchmark list, wildcard constraints, checks that
-# the schema cannot express.
+# Shared definitions: where results go, the benchmarks and candidate models, wildcard constraints,
+# and the checks the schemas cannot express (all at start, before any job runs).
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
 
 RESULTS = f"results/{config['run_name']}"
 # The software environment of every rule (used with --sdm conda).
 ENV = "../environment.yml"
 BENCHMARKS = list(config["benchmarks"])
+PUBLISHED = config["source"] == "published"
 
-missing_costs = [b for b in BENCHMARKS if b not in config["cost"]]
-if missing_costs:
-    raise ValueError(
-        f"config key 'cost' has no entry for benchmark(s) {missing_costs}: "
-        "give tokens_per_example, epochs and runs_per_size for each"
+
+def config_error(message):
+    raise ValueError(f"configuration: {message}")
+
+
+if config["target"] % 1 or any(config["target"] % r for r in config["ratios"]):
+    config_error(
+        f"key 'ratios': {[r for r in config['ratios'] if config['target'] % r]} "
+        f"do not divide the target size {config['target']}"
     )
-bad_ratios = [r for r in config["ratios"] if config["target"] % r]
-if bad_ratios:
-    raise ValueError(
-        f"config key 'ratios': {bad_ratios} do not divide the target size {config['target']}"
+
+if PUBLISHED:
+    missing_costs = [b for b in BENCHMARKS if b not in config["cost"]]
+    if missing_costs:
+        config_error(
+            f"key 'cost' has no entry for benchmark(s) {missing_costs}: "
+            "give tokens_per_example, epochs and runs_per_size for each"
+        )
+else:
+    SIZES = sorted(config["sizes"])
+    ALL_SIZES = [0, *SIZES]
+    if config["target"] != SIZES[-1]:
+        config_error(
+            f"key 'target' ({config['target']}) must be the largest of 'sizes' {SIZES}"
+        )
+    bad_budgets = [r for r in config["ratios"] if config["target"] // r not in SIZES]
+    if bad_budgets:
+        config_error(
+            f"key 'ratios': budgets target/{bad_budgets} are not among 'sizes' {SIZES}"
+        )
+    if SIZES[-1] > config["data"]["max_train"]:
+        config_error(
+            f"key 'sizes': size {SIZES[-1]} is larger than the training split "
+            f"(data.max_train = {config['data']['max_train']})"
+        )
+
+
+def read_sheet(key, schema):
+    """The rows of the sheet named by config[key] (a TSV), validated against `schema`."""
+    if config[key] is None:
+        return []
+    path = (
+        Path(workflow.basedir) / config[key]
+        if not Path(config[key]).is_absolute()
+        else Path(config[key])
     )
+    if not path.is_file():
+        config_error(f"key '{key}': no sheet at {path}")
+    sheet = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    for column in sheet.columns:
+        numeric = pd.to_numeric(sheet[column], errors="coerce")
+        if len(sheet) and numeric.notna().all():
+            sheet[column] = numeric
+    validate(sheet, schema)
+    return sheet.to_dict("records")
+
+
+def candidate_models():
+    """name -> {path, family, zoo, pad_token} for the zoo and the models sheet."""
+    models = {}
+    for row in read_sheet("zoo", "../workflow/schemas/zoo.schema.yaml"):
+        models[row["name"]] = {
+            "path": f"{RESULTS}/zoo/{row['name']}",
+            "family": row["architecture"],
+            "zoo": row,
+            "pad_token": "",
+        }
+    for row in read_sheet("models", "../workflow/schemas/models.schema.yaml"):
+        if row["name"] in models:
+            config_error(
+                f"model '{row['name']}' is both in the zoo sheet and in the models sheet"
+            )
+        path = row["path"]
+        local = Path(path).expanduser()
+        if (local.is_absolute() or path.startswith(".")) and not local.exists():
+            config_error(f"model '{row['name']}': no model directory at {path}")
+        models[row["name"]] = {
+            "path": path,
+            "family": row["family"],
+            "zoo": None,
+            "pad_token": row.get("pad_token", ""),
+        }
+    if not models:
+        config_error(
+            "no candidate models: give a 'zoo' sheet, a 'models' sheet, or both"
+        )
+    return models
+
+
+MODELS = {} if PUBLISHED else candidate_models()
+
+
+def zoo_spec_json(model):
+    """The zoo sheet row of `model` as the JSON spec `python -m lensllm.zoo pretrain` takes."""
+    spec = dict(MODELS[model]["zoo"])
+    spec["mixture"] = {
+        k: float(w) for k, w in (item.split(":") for item in spec["mixture"].split(","))
+    }
+    return json.dumps(spec, sort_keys=True)
+
+
+def model_directory(wildcards):
+    """The zoo model's directory as an input; hub names and external directories need none."""
+    return MODELS[wildcards.model]["path"] if MODELS[wildcards.model]["zoo"] else []
+
+
+def finetune_options(wildcards):
+    options = " ".join(
+        f"--{k.replace('_', '-')} {v}"
+        for k, v in config["finetune"].items()
+        if k != "threads"
+    )
+    if MODELS[wildcards.model]["pad_token"]:
+        options += f" --pad-token {MODELS[wildcards.model]['pad_token']}"
+    return options
 
 
 wildcard_constraints:
     benchmark="|".join(BENCHMARKS),
+    model="|".join(re.escape(m) for m in MODELS) or "[A-Za-z0-9_.-]+",
 
 
 def log_path(rule_name, name="{benchmark}"):

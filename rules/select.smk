@@ -41,7 +41,5 @@ rule score_selection:
     resources:
         mem_mb=500,
         runtime=5,
-    params:
-        cost=lambda wildcards: config["cost"][wildcards.benchmark],
     script:
         "../workflow/scripts/score_selection.py"

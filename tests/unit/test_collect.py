@@ -1,0 +1,40 @@
+import json
+
+import pytest
+
+from lensllm.collect import GridError, collect_grid
+
+
+def _job(tmp_path, model, size, loss, benchmark="wiki"):
+    path = tmp_path / benchmark / model / f"{size}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "model": model, "benchmark": benchmark, "size": size, "test_loss": loss, "n_params": 1000 if model == "a" else 3000,
+        "n_params_matmul": 900, "flops_measured": 6.0 * 900 * 10 * size, "flops_analytic": 6.0 * 900 * 10 * size,
+        "tokens_seen": 10 * size, "wall_seconds": 1.0,
+    }
+    path.write_text(json.dumps(record))
+    return path
+
+
+def test_job_results_become_the_loss_table_and_measured_flops(tmp_path):
+    paths = [_job(tmp_path, m, s, loss) for m, offset in [("a", 0.0), ("b", 0.5)] for s, loss in [(0, 5 + offset), (16, 4 + offset), (32, 3 + offset)]]
+    table, flops, facts = collect_grid(paths, "wiki", {"a": "gpt2", "b": "t5"})
+    assert table.models == ("a", "b") and table.sizes == (0, 16, 32)
+    assert table.column(32).tolist() == [3.0, 3.5]
+    assert table.params.tolist() == [1000, 3000] and table.families == ("gpt2", "t5")
+    assert flops[("a", 0)] == 0.0 and flops[("b", 32)] == 6.0 * 900 * 320
+    assert facts["flops_per_token_measured"].tolist() == [6.0 * 900] * 2
+
+
+def test_a_gap_in_the_grid_is_named(tmp_path):
+    paths = [_job(tmp_path, "a", 0, 5.0), _job(tmp_path, "a", 16, 4.0), _job(tmp_path, "b", 0, 5.0)]
+    with pytest.raises(GridError, match=r"no result for \(model, size\) \[\('b', 16\)\]"):
+        collect_grid(paths, "wiki", {})
+
+
+def test_a_broken_job_file_is_named(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text("{")
+    with pytest.raises(GridError, match="x.json: not a readable job result"):
+        collect_grid([path], "wiki", {})

@@ -1,0 +1,117 @@
+"""The offline fine-tuning grid through the real Snakemake command line, on the quick config."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, run_snakemake
+
+QUICK = str(REPO / "config" / "quick.yaml")
+MODELS = ["gpt2-xs", "llama-xs", "t5-xs"]
+BENCHMARKS = ["wiki", "debsum", "instruct"]
+SIZES = [0, 8, 16, 32, 64, 128, 256]
+
+
+@pytest.fixture(scope="session")
+def sources_dir():
+    """One cache of the raw text sources for every grid test (fetched from PyPI/Debian once)."""
+    path = REPO / "results" / "sources"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def quick_run(workdir, sources_dir, *extra, check=True):
+    return run_snakemake(workdir, "--cores", "2", "--configfile", QUICK, "--config", f"sources_dir={sources_dir}", *extra, check=check)
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory, sources_dir):
+    workdir = tmp_path_factory.mktemp("quick")
+    quick_run(workdir, sources_dir)
+    return workdir
+
+
+def test_quick_grid_runs_end_to_end_with_real_finetunes(quick_results):
+    out = quick_results / "results" / "quick"
+    for benchmark in BENCHMARKS:
+        table = pd.read_csv(out / "losses" / f"{benchmark}.tsv", sep="\t")
+        assert list(table["config name"]) == MODELS
+        assert [int(c) for c in table.columns[1:-2]] == SIZES
+        for model in MODELS:
+            for size in SIZES:
+                job = json.loads((out / "finetune" / benchmark / model / f"{size}.json").read_text())
+                assert job["model"] == model and job["benchmark"] == benchmark and job["size"] == size
+                assert (job["steps"] > 0) == (size > 0)
+                assert job["test_loss"] > 0 and job["n_params"] > 0
+        flops = pd.read_csv(out / "finetune_flops" / f"{benchmark}.tsv", sep="\t")
+        assert (flops.loc[flops["size"] > 0, "flops"] > 0).all()
+    selection = pd.read_csv(out / "selection.tsv", sep="\t")
+    assert set(selection["benchmark"]) == set(BENCHMARKS) and set(selection["ratio"]) == {2, 4, 8}
+    assert (selection.loc[selection["method"] == "SubTuning", "cost_reduction"] > 0).all()
+    for name in ["selection.md", "selection.tex", "fits.tsv", "prediction_error.tsv", "figures/fits_wiki.png"]:
+        assert (out / name).stat().st_size > 0
+
+
+def test_zoo_models_load_like_hub_models(quick_results):
+    from transformers import AutoConfig
+
+    for model in MODELS:
+        config = AutoConfig.from_pretrained(quick_results / "results" / "quick" / "zoo" / model)
+        assert config.is_encoder_decoder == (model == "t5-xs")
+
+
+def test_a_killed_run_resumes_without_redoing_finished_jobs(tmp_path, sources_dir, quick_results):
+    # Start from the quick run's data and zoo, so that the grid is what gets interrupted.
+    source = quick_results / "results" / "quick"
+    target = tmp_path / "results" / "quick"
+    target.mkdir(parents=True)
+    for part in ["data", "zoo"]:
+        subprocess.run(["cp", "-a", str(source / part), str(target / part)], check=True)
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "2",
+               "--configfile", QUICK, "--config", f"sources_dir={sources_dir}"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    finetune = target / "finetune"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(finetune.glob("*/*/256.json"))) < 2:
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=60)
+    finished = {p: p.stat().st_mtime_ns for p in finetune.glob("*/*/*.json")}
+    assert finished, "no fine-tuning job finished before the kill"
+    assert len(finished) < len(MODELS) * len(BENCHMARKS) * len(SIZES), "the run finished before it could be killed"
+    for path in finished:
+        json.loads(path.read_text())  # nothing half-written
+    quick_run(tmp_path, sources_dir)
+    for path, mtime in finished.items():
+        assert path.stat().st_mtime_ns == mtime, f"{path} was redone"
+    assert len(list(finetune.glob("*/*/*.json"))) == len(MODELS) * len(BENCHMARKS) * len(SIZES)
+    assert (target / "selection.tsv").is_file()
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("sizes=[8,16,32,64,128,1024]", "size 1024 is larger than the training split"),
+        ("models=/nonexistent/models.tsv", "key 'models': no sheet at /nonexistent/models.tsv"),
+    ],
+)
+def test_bad_grid_config_fails_before_any_job(tmp_path, sources_dir, override, expected):
+    result = quick_run(tmp_path, sources_dir, "-n", override, check=False)
+    assert result.returncode != 0
+    assert expected in result.stdout + result.stderr
+
+
+def test_unknown_local_model_directory_is_named_before_any_job(tmp_path, sources_dir):
+    sheet = tmp_path / "models.tsv"
+    sheet.write_text("name\tpath\tfamily\nmine\t/nonexistent/model-dir\tgpt2\n")
+    result = quick_run(tmp_path, sources_dir, "-n", f"models={sheet}", check=False)
+    assert result.returncode != 0
+    assert "model 'mine': no model directory at /nonexistent/model-dir" in result.stdout + result.stderr
