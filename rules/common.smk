@@ -12,6 +12,9 @@ RESULTS = f"results/{config['run_name']}"
 # The software environment of every rule (used with --sdm conda).
 ENV = "../environment.yml"
 BENCHMARKS = list(config["benchmarks"])
+# Benchmarks loaded with datasets.load_dataset; the others are built from the offline sources.
+HUB_BENCHMARKS = config.get("hub_benchmarks", {})
+OFFLINE_BENCHMARKS = [b for b in BENCHMARKS if b not in HUB_BENCHMARKS]
 PUBLISHED = config["source"] == "published"
 
 
@@ -133,6 +136,7 @@ def finetune_options(wildcards):
 
 wildcard_constraints:
     benchmark="|".join(BENCHMARKS),
+    size=r"\d+",
     model="|".join(re.escape(m) for m in MODELS) or "[A-Za-z0-9_.-]+",
 
 

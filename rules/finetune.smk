@@ -1,38 +1,67 @@
 # The fine-tuning grid: every candidate model x benchmark x size (0 = zero-shot), real torch
 # training; one small JSON per (model, benchmark, size), gathered into the loss table.
 #
-# One job fine-tunes one model on one benchmark at every size, one size after the other, so that
-# torch and transformers are imported once per job instead of once per size (about 4 s each on a
-# CPU, more than a small fine-tune itself); each size still writes its own JSON, atomically.
+# With `finetune.one_job_per_size: false` (the offline default) one job fine-tunes one model on one
+# benchmark at every size, one size after the other, so that torch and transformers are imported
+# once per job instead of once per size (about 4 s each on a CPU, more than a small fine-tune);
+# each size still writes its own JSON, atomically. With `true` (clusters, large models) every
+# (model, benchmark, size) is its own job.
 
+if config["finetune"]["one_job_per_size"]:
 
-rule finetune_model:
-    input:
-        model=model_directory,
-        benchmark=f"{RESULTS}/data/{{benchmark}}.jsonl",
-    output:
-        [
-            f"{RESULTS}/finetune/{{benchmark}}/{{model}}/{size}.json"
-            for size in ALL_SIZES
-        ],
-    log:
-        log_path("finetune_model", "{benchmark}/{model}"),
-    benchmark:
-        f"{RESULTS}/benchmarks/finetune_model/{{benchmark}}/{{model}}.tsv"
-    conda:
-        ENV
-    threads: config["finetune"]["threads"]
-    resources:
-        mem_mb=lambda wildcards, attempt: 3000 * attempt,
-        runtime=lambda wildcards, attempt: 60 * attempt,
-    params:
-        path=lambda wildcards: MODELS[wildcards.model]["path"],
-        sizes=" ".join(str(s) for s in ALL_SIZES),
-        options=finetune_options,
-    shell:
-        "python -m lensllm.finetune --model {params.path} --model-name {wildcards.model}"
-        " --benchmark {input.benchmark} --size {params.sizes} --out {output}"
-        " {params.options} --threads {threads} > {log} 2>&1"
+    rule finetune_model:
+        input:
+            model=model_directory,
+            benchmark=f"{RESULTS}/data/{{benchmark}}.jsonl",
+        output:
+            f"{RESULTS}/finetune/{{benchmark}}/{{model}}/{{size}}.json",
+        log:
+            log_path("finetune_model", "{benchmark}/{model}/{size}"),
+        benchmark:
+            f"{RESULTS}/benchmarks/finetune_model/{{benchmark}}/{{model}}/{{size}}.tsv"
+        conda:
+            ENV
+        threads: config["finetune"]["threads"]
+        resources:
+            mem_mb=lambda wildcards, attempt: 3000 * attempt,
+            runtime=lambda wildcards, attempt: 60 * attempt,
+        params:
+            path=lambda wildcards: MODELS[wildcards.model]["path"],
+            options=finetune_options,
+        shell:
+            "python -m lensllm.finetune --model {params.path} --model-name {wildcards.model}"
+            " --benchmark {input.benchmark} --size {wildcards.size} --out {output}"
+            " {params.options} --threads {threads} > {log} 2>&1"
+
+else:
+
+    rule finetune_model:
+        input:
+            model=model_directory,
+            benchmark=f"{RESULTS}/data/{{benchmark}}.jsonl",
+        output:
+            [
+                f"{RESULTS}/finetune/{{benchmark}}/{{model}}/{size}.json"
+                for size in ALL_SIZES
+            ],
+        log:
+            log_path("finetune_model", "{benchmark}/{model}"),
+        benchmark:
+            f"{RESULTS}/benchmarks/finetune_model/{{benchmark}}/{{model}}.tsv"
+        conda:
+            ENV
+        threads: config["finetune"]["threads"]
+        resources:
+            mem_mb=lambda wildcards, attempt: 3000 * attempt,
+            runtime=lambda wildcards, attempt: 60 * attempt,
+        params:
+            path=lambda wildcards: MODELS[wildcards.model]["path"],
+            sizes=" ".join(str(s) for s in ALL_SIZES),
+            options=finetune_options,
+        shell:
+            "python -m lensllm.finetune --model {params.path} --model-name {wildcards.model}"
+            " --benchmark {input.benchmark} --size {params.sizes} --out {output}"
+            " {params.options} --threads {threads} > {log} 2>&1"
 
 
 rule collect_losses:

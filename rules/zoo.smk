@@ -20,7 +20,7 @@ rule sample_pretraining_texts:
         runtime=10,
     params:
         sources_dir=lambda wildcards, input: os.path.dirname(input.sources[0]),
-        corpora=BENCHMARKS,
+        corpora=OFFLINE_BENCHMARKS,
         max_chars=config["pretraining"]["max_chars"],
         seed=config["pretraining"]["seed"],
     shell:
