@@ -124,10 +124,11 @@ def model_directory(wildcards):
 
 
 def finetune_options(wildcards):
+    """The hyper-parameters of `python -m lensllm.finetune`, from config and the model's sheet row."""
     options = " ".join(
         f"--{k.replace('_', '-')} {v}"
         for k, v in config["finetune"].items()
-        if k != "threads"
+        if k not in ("threads", "one_job_per_size")
     )
     model = MODELS[wildcards.model]
     if model["pad_token"]:

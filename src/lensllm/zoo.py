@@ -179,32 +179,26 @@ class ModelSpec:
         return tuple(name for name, weight in self.mixture if weight > 0)
 
 
-def default_zoo() -> list[ModelSpec]:
-    """The offline default zoo: 6 candidates of 0.20M to 1.22M parameters (vocabulary 1024).
+def read_zoo_sheet(path: str | os.PathLike) -> list[ModelSpec]:
+    """The specs of a zoo sheet: a TSV with a column per `ModelSpec` field, `mixture` written as
+    ``corpus:weight,corpus:weight`` (the workflow's `config/zoo.tsv`)."""
+    import csv
 
-    Selection is designed not to be trivial: the largest model (`gpt2-l-brief`) sees the fewest
-    pre-training tokens (41k), the small ones are pre-trained longest but each on its own domain
-    (`gpt2-s-wiki` on wiki only, `llama-s-instruct` on instruct + debsum, `t5-s-pairs`, the only
-    encoder-decoder, on the pair corpora), and the mid-size models see wiki-heavy or balanced
-    mixtures. Sizes are bounded by the fine-tuning grid (its cost grows with the parameters) and the
-    budgets by the pre-training time: about 230 CPU-seconds for the whole zoo with one thread per
-    model, i.e. about 2 minutes on 2 cores (each model's `zoo.json` records its own time).
-    """
-    mix = (("wiki", 1.0), ("debsum", 1.0), ("instruct", 1.0))
-    return [
-        ModelSpec("gpt2-s-wiki", "gpt2", 64, 2, 4, 256, 500, (("wiki", 1.0),), seed=11,
-                  description="tiny GPT-2, pre-trained long on wiki only"),
-        ModelSpec("llama-s-instruct", "llama", 96, 2, 4, 256, 400, (("instruct", 3.0), ("debsum", 1.0)), seed=12,
-                  description="small Llama, long pre-training on instruct-heavy text"),
-        ModelSpec("t5-s-pairs", "t5", 96, 2, 4, 256, 250, (("debsum", 1.0), ("instruct", 1.0)), seed=13,
-                  description="small T5 (2+2 layers), prefix-LM on the pair corpora"),
-        ModelSpec("llama-m-wiki", "llama", 128, 2, 4, 384, 150, (("wiki", 3.0), ("debsum", 1.0), ("instruct", 1.0)),
-                  seed=14, description="mid Llama, wiki-heavy"),
-        ModelSpec("gpt2-m-mix", "gpt2", 112, 3, 4, 448, 150, mix, seed=15,
-                  description="mid GPT-2 on the balanced mixture"),
-        ModelSpec("gpt2-l-brief", "gpt2", 144, 4, 4, 576, 40, mix, seed=16,
-                  description="largest model, pre-trained briefly"),
-    ]
+    specs = []
+    with open(path, newline="") as handle:
+        for line, row in enumerate(csv.DictReader(handle, delimiter="\t"), start=2):
+            try:
+                values: dict[str, Any] = dict(row)
+                values["mixture"] = [item.split(":") for item in row["mixture"].split(",")]
+                for name, kind in (("d_model", int), ("n_layers", int), ("n_heads", int), ("d_ff", int),
+                                   ("pretrain_steps", int), ("seed", int), ("lr", float), ("batch_size", int),
+                                   ("seq_len", int), ("weight_decay", float)):
+                    if name in values:
+                        values[name] = kind(values[name])
+                specs.append(ModelSpec.from_dict(values))
+            except (KeyError, ValueError) as err:
+                raise ValueError(f"{path}: line {line}: not a valid model spec: {err}") from err
+    return specs
 
 
 def build_config(spec: ModelSpec, tokenizer: PreTrainedTokenizerFast) -> PretrainedConfig:
@@ -432,7 +426,7 @@ def _load_texts(args: argparse.Namespace, names: Sequence[str]) -> dict[str, lis
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: `texts` samples the pre-training texts, `tokenizer` trains the shared tokenizer,
-    `pretrain` builds one zoo model, `list` prints the default zoo."""
+    `pretrain` builds one zoo model."""
     parser = argparse.ArgumentParser(prog="python -m lensllm.zoo", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     txt = sub.add_parser("texts", help="sample the pre-training texts of the corpora into one file")
@@ -445,20 +439,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     tok.add_argument("--vocab-size", type=int, default=1024)
     tok.add_argument("--out", required=True, help="output directory (written atomically)")
     pre = sub.add_parser("pretrain", help="pre-train one model of the zoo")
-    which = pre.add_mutually_exclusive_group(required=True)
-    which.add_argument("--spec-json", help="the ModelSpec as a JSON object")
-    which.add_argument("--default", metavar="NAME", help="a spec of default_zoo() by name")
+    pre.add_argument("--spec-json", required=True, help="the ModelSpec as a JSON object")
     pre.add_argument("--tokenizer", required=True, help="tokenizer directory")
     _add_text_source(pre)
     pre.add_argument("--threads", type=int, default=1)
     pre.add_argument("--out", required=True, help="output model directory (written atomically)")
-    sub.add_parser("list", help="print the default zoo as JSON lines")
     args = parser.parse_args(argv)
 
-    if args.command == "list":
-        for spec in default_zoo():
-            print(json.dumps(spec.to_dict()))
-        return 0
     if args.command == "texts":
         texts = _load_texts(args, args.corpora)
         write_texts(texts, args.out)
@@ -469,13 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tokenizer = train_tokenizer(texts, args.vocab_size, args.out, seed=args.seed)
         print(f"tokenizer: {len(tokenizer)} tokens from {len(texts)} texts -> {args.out}", file=sys.stderr)
         return 0
-    if args.spec_json is not None:
-        spec = ModelSpec.from_dict(json.loads(args.spec_json))
-    else:
-        by_name = {s.name: s for s in default_zoo()}
-        if args.default not in by_name:
-            parser.error(f"--default {args.default!r}: not in the default zoo {sorted(by_name)}")
-        spec = by_name[args.default]
+    spec = ModelSpec.from_dict(json.loads(args.spec_json))
     record = pretrain_model(spec, args.tokenizer, _load_texts(args, spec.corpora), args.out, threads=args.threads)
     print(f"{spec.name}: {record['n_params']:,} params, {record['tokens']:,} tokens, "
           f"{record['seconds']:.1f} s -> {args.out}", file=sys.stderr)

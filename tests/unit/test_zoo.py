@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from lensllm.zoo import ModelSpec, default_zoo, pretrain_model, sample_texts, train_tokenizer
+from lensllm.zoo import ModelSpec, pretrain_model, read_zoo_sheet, sample_texts, train_tokenizer
+
+ZOO_SHEET = Path(__file__).resolve().parents[2] / "config" / "zoo.tsv"
 
 CORPUS = {
     "wiki": [f"The river {i} flows north through the old town of Bram, past {i % 7} mills." for i in range(60)],
@@ -70,7 +73,7 @@ def test_pretraining_is_seeded(tmp_path, tokenizer_dir):
 
 
 def test_spec_round_trip_and_validation():
-    spec = default_zoo()[0]
+    spec = read_zoo_sheet(ZOO_SHEET)[0]
     assert ModelSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
     with pytest.raises(ValueError, match="architecture"):
         tiny_spec("mamba")
@@ -79,7 +82,7 @@ def test_spec_round_trip_and_validation():
 
 
 def test_default_zoo_is_not_trivial():
-    zoo = default_zoo()
+    zoo = read_zoo_sheet(ZOO_SHEET)
     assert len(zoo) >= 6 and len({s.name for s in zoo}) == len(zoo)
     assert {"gpt2", "llama", "t5"} <= {s.architecture for s in zoo}
     largest = max(zoo, key=lambda s: s.n_layers * s.d_model**2)
