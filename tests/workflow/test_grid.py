@@ -6,13 +6,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pandas as pd
 import pytest
 
-from conftest import REPO, run_snakemake
+from conftest import REPO, run_snakemake, snakemake_command
 
 QUICK = str(REPO / "config" / "quick.yaml")
 MODELS = ["gpt2-xs", "llama-xs", "t5-xs"]
@@ -76,14 +75,19 @@ def test_a_killed_run_resumes_without_redoing_finished_jobs(tmp_path, sources_di
         if path.name not in ("data", "zoo"):
             subprocess.run(["rm", "-r", str(path)], check=True)
     finetune = results / "finetune"
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "2",
-               "--configfile", QUICK, "--config", f"sources_dir={sources_dir}"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 600
-    while time.time() < deadline and process.poll() is None and len(list(finetune.glob("*/*/256.json"))) < 2:
-        time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=120)
+    command, env = snakemake_command(tmp_path, "--cores", "2", "--configfile", QUICK, "--config", f"sources_dir={sources_dir}")
+    log = tmp_path / "snakemake.out"
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+        def finished_jobs() -> int:
+            return log.read_text().count("(Rule: finetune_model)")
+
+        deadline = time.time() + 600
+        while time.time() < deadline and process.poll() is None and finished_jobs() < 2:
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=120)
     jobs = [d for d in finetune.glob("*/*") if len(list(d.glob("*.json"))) == len(SIZES)]
     assert len(jobs) >= 2, "fewer than two fine-tuning jobs finished before the kill"
     assert len(jobs) < len(MODELS) * len(BENCHMARKS), "the grid finished before it could be killed"
@@ -101,12 +105,14 @@ def test_a_killed_run_resumes_without_redoing_finished_jobs(tmp_path, sources_di
 @pytest.mark.parametrize(
     "override, expected",
     [
-        ("sizes=[8,16,32,64,128,1024]", "size 1024 is larger than the training split"),
-        ("models=/nonexistent/models.tsv", "key 'models': no sheet at /nonexistent/models.tsv"),
+        ("sizes: [32, 64, 128, 256, 512, 1024]\ntarget: 1024\n", "size 1024 is larger than the training split"),
+        ("models: /nonexistent/models.tsv\n", "key 'models': no sheet at /nonexistent/models.tsv"),
+        ("finetune: {lr: fast}\n", "'fast' is not of type 'number'"),
     ],
 )
 def test_bad_grid_config_fails_before_any_job(tmp_path, sources_dir, override, expected):
-    result = quick_run(tmp_path, sources_dir, "-n", override, check=False)
+    (tmp_path / "override.yaml").write_text(override)
+    result = run_snakemake(tmp_path, "-n", "--configfile", QUICK, str(tmp_path / "override.yaml"), check=False)
     assert result.returncode != 0
     assert expected in result.stdout + result.stderr
 
@@ -114,6 +120,6 @@ def test_bad_grid_config_fails_before_any_job(tmp_path, sources_dir, override, e
 def test_unknown_local_model_directory_is_named_before_any_job(tmp_path, sources_dir):
     sheet = tmp_path / "models.tsv"
     sheet.write_text("name\tpath\tfamily\nmine\t/nonexistent/model-dir\tgpt2\n")
-    result = quick_run(tmp_path, sources_dir, "-n", f"models={sheet}", check=False)
+    result = quick_run(tmp_path, sources_dir, f"models={sheet}", "-n", check=False)
     assert result.returncode != 0
     assert "model 'mine': no model directory at /nonexistent/model-dir" in result.stdout + result.stderr
