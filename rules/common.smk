@@ -22,7 +22,7 @@ def config_error(message):
     raise ValueError(f"configuration: {message}")
 
 
-if config["target"] % 1 or any(config["target"] % r for r in config["ratios"]):
+if any(config["target"] % r for r in config["ratios"]):
     config_error(
         f"key 'ratios': {[r for r in config['ratios'] if config['target'] % r]} "
         f"do not divide the target size {config['target']}"
@@ -75,7 +75,7 @@ def read_sheet(key, schema):
 
 
 def candidate_models():
-    """name -> {path, family, zoo, pad_token} for the zoo and the models sheet."""
+    """name -> {path, family, zoo, pad_token, gguf_file} for the zoo and the models sheet."""
     models = {}
     for row in read_sheet("zoo", "../workflow/schemas/zoo.schema.yaml"):
         models[row["name"]] = {
@@ -83,6 +83,7 @@ def candidate_models():
             "family": row["architecture"],
             "zoo": row,
             "pad_token": "",
+            "gguf_file": "",
         }
     for row in read_sheet("models", "../workflow/schemas/models.schema.yaml"):
         if row["name"] in models:
@@ -98,6 +99,7 @@ def candidate_models():
             "family": row["family"],
             "zoo": None,
             "pad_token": row.get("pad_token", ""),
+            "gguf_file": row.get("gguf_file", ""),
         }
     if not models:
         config_error(
@@ -133,7 +135,7 @@ def finetune_options(wildcards):
     model = MODELS[wildcards.model]
     if model["pad_token"]:
         options += f" --pad-token {model['pad_token']}"
-    if model.get("gguf_file"):
+    if model["gguf_file"]:
         options += f" --gguf-file {model['gguf_file']}"
     return options
 
