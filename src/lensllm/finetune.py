@@ -24,6 +24,12 @@ encoder-decoder models). `flops_measured` extrapolates it to the `tokens_seen` p
 run. `flops_analytic` = 6 * N * tokens_seen with N = `n_params_matmul`, the parameters that take
 part in matrix products: every parameter outside the embedding tables, plus the output projection
 (counted even when tied to the input embedding, since its product is computed).
+
+Curvature: `hessian_trace` is Hutchinson's estimate (`lensllm.hessian`, `hessian_probes` Rademacher
+vectors, seeded with `seed`) of the trace of the Hessian of the mean per-token training loss on the
+first `hessian_examples` training examples of the benchmark's seeded order, the same examples for
+every size, with the model in eval mode and eager attention; at the pre-trained weights for size 0,
+after fine-tuning otherwise. `hessian_probes: 0` skips it (the fields are then null).
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ if TYPE_CHECKING:  # heavy imports stay lazy so that the command line starts fas
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from lensllm.data import Benchmark, Example
+    from lensllm.hessian import HessianTrace
 
 PAD_CHOICES = ("eos",)
 PACKAGE_PREFIX = "pkg://"
@@ -82,12 +89,16 @@ class FinetuneConfig:
     flop_batches: int = 2
     threads: int = 1
     pad_token: str | None = None
+    hessian_probes: int = 8
+    hessian_examples: int = 32
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
             raise ValueError(f"fine-tuning config: lr > 0, epochs >= 1 and batch sizes >= 1 are required, got {self}")
         if self.max_len_source < 1 or self.max_len_target < 1 or not 0 <= self.warmup < 1:
             raise ValueError(f"fine-tuning config: max lengths >= 1 and 0 <= warmup < 1 are required, got {self}")
+        if self.hessian_probes < 0 or self.hessian_examples < 1:
+            raise ValueError(f"fine-tuning config: hessian_probes >= 0 and hessian_examples >= 1 are required, got {self}")
         if self.pad_token is not None and self.pad_token not in PAD_CHOICES:
             raise ValueError(f"fine-tuning config: pad_token must be None or one of {PAD_CHOICES}, got {self.pad_token!r}")
 
@@ -107,7 +118,8 @@ class FinetuneResult:
     """The outcome of one job; its fields are the keys of the result JSON.
 
     `train_loss_final` is the mean batch loss of the last epoch (None for size 0), `test_tokens`
-    the number of target tokens behind `test_loss`, `tokens_seen` the training token positions.
+    the number of target tokens behind `test_loss`, `tokens_seen` the training token positions,
+    `hessian_trace` Hutchinson's estimate of tr(H) of the training loss (see the module docstring).
     """
 
     model: str
@@ -127,6 +139,9 @@ class FinetuneResult:
     flops_measured: float
     flops_analytic: float
     flops_per_token_measured: float
+    hessian_trace: float | None
+    hessian_trace_stderr: float | None
+    hessian_seconds: float | None
     wall_seconds: float
     config: dict[str, Any]
     versions: dict[str, str]
@@ -248,7 +263,7 @@ def finetune(
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     probe = train[: config.batch_size * config.flop_batches] or test[: config.batch_size * config.flop_batches]
-    probe_batches = [_collate(probe[i:i + config.batch_size], pad) for i in range(0, len(probe), config.batch_size)]
+    probe_batches = [collate_rows(probe[i:i + config.batch_size], pad) for i in range(0, len(probe), config.batch_size)]
     flops_per_token = _measure_flops_per_token(model, probe_batches, loaded.is_encoder_decoder)
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -265,8 +280,8 @@ def finetune(
         last_epoch_losses = []
         order = torch.randperm(len(train), generator=generator).tolist()
         for i in range(0, len(order), config.batch_size):
-            batch = _collate([train[j] for j in order[i:i + config.batch_size]], pad)
-            loss_sum, count = _token_loss(model, batch, loaded.is_encoder_decoder)
+            batch = collate_rows([train[j] for j in order[i:i + config.batch_size]], pad)
+            loss_sum, count = token_loss(model, batch, loaded.is_encoder_decoder)
             loss = loss_sum / count
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -280,6 +295,12 @@ def finetune(
     bar.close()
 
     test_loss, test_tokens = _evaluate(model, test, pad, config.eval_batch_size, loaded.is_encoder_decoder)
+    curvature = None
+    if config.hessian_probes:
+        rows = encode_examples(training_subset(benchmark, min(config.hessian_examples, len(benchmark.train))),
+                               loaded, benchmark.kind, config)
+        curvature = loss_hessian_trace(model, rows, pad, config.eval_batch_size, loaded.is_encoder_decoder,
+                                       config.hessian_probes, config.seed)
     n_matmul = _matmul_params(model)
     return FinetuneResult(
         model=loaded.name,
@@ -299,6 +320,9 @@ def finetune(
         flops_measured=flops_per_token * tokens_seen,
         flops_analytic=6.0 * n_matmul * tokens_seen,
         flops_per_token_measured=flops_per_token,
+        hessian_trace=curvature.trace if curvature else None,
+        hessian_trace_stderr=curvature.stderr if curvature else None,
+        hessian_seconds=curvature.seconds if curvature else None,
         wall_seconds=round(time.perf_counter() - start, 3),
         config=asdict(config),
         versions={"python": platform.python_version(), "torch": torch.__version__,
@@ -312,7 +336,7 @@ def write_result_json(result: FinetuneResult, path: str | os.PathLike) -> None:
         tmp.write_text(json.dumps(asdict(result), indent=2) + "\n")
 
 
-def _collate(rows: Sequence[tuple[list[int], list[int]]], pad: int) -> dict[str, torch.Tensor]:
+def collate_rows(rows: Sequence[tuple[list[int], list[int]]], pad: int) -> dict[str, torch.Tensor]:
     """Right-pad (inputs, labels) rows: inputs with `pad` and mask 0, labels with -100."""
     import torch
 
@@ -328,7 +352,7 @@ def _collate(rows: Sequence[tuple[list[int], list[int]]], pad: int) -> dict[str,
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
-def _token_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor], encoder_decoder: bool) -> tuple[torch.Tensor, int]:
+def token_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor], encoder_decoder: bool) -> tuple[torch.Tensor, int]:
     """(summed cross-entropy over the labelled tokens, their number) for one batch."""
     import torch
 
@@ -343,7 +367,7 @@ def _token_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor], encoder_
     loss = torch.nn.functional.cross_entropy(
         logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1), ignore_index=-100, reduction="sum"
     )
-    return loss, int((labels != -100).sum())
+    return loss, labelled_tokens(batch, encoder_decoder)
 
 
 def _evaluate(model: PreTrainedModel, rows: Sequence[tuple[list[int], list[int]]], pad: int,
@@ -356,11 +380,41 @@ def _evaluate(model: PreTrainedModel, rows: Sequence[tuple[list[int], list[int]]
     total, count = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(rows), batch_size):
-            loss_sum, n = _token_loss(model, _collate(rows[i:i + batch_size], pad), encoder_decoder)
+            loss_sum, n = token_loss(model, collate_rows(rows[i:i + batch_size], pad), encoder_decoder)
             total += float(loss_sum)
             count += n
     model.train()
     return total / count, count
+
+
+def loss_hessian_trace(model: PreTrainedModel, rows: Sequence[tuple[list[int], list[int]]], pad: int,
+                       batch_size: int, encoder_decoder: bool, probes: int, seed: int) -> HessianTrace:
+    """Hutchinson's tr(H) of the mean per-token loss on `rows`, w.r.t. every trainable parameter.
+
+    Eval mode (no dropout) and eager attention (double backward through every attention kernel);
+    the model is left as it was found.
+    """
+    from lensllm.hessian import hutchinson_trace
+
+    batches = [collate_rows(rows[i:i + batch_size], pad) for i in range(0, len(rows), batch_size)]
+    total = sum(labelled_tokens(batch, encoder_decoder) for batch in batches)
+    params = [p for p in model.parameters() if p.requires_grad]
+    original, was_training = model.config._attn_implementation, model.training
+    model.set_attn_implementation("eager")
+    model.eval()
+    try:
+        losses = (token_loss(model, batch, encoder_decoder)[0] / total for batch in batches)
+        return hutchinson_trace(losses, params, probes, seed)
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.set_attn_implementation(original)
+        model.train(was_training)
+
+
+def labelled_tokens(batch: dict[str, torch.Tensor], encoder_decoder: bool) -> int:
+    """The number of target tokens of a batch that the loss is taken on."""
+    labels = batch["labels"] if encoder_decoder else batch["labels"][:, 1:]
+    return int((labels != -100).sum())
 
 
 def _positions(batch: dict[str, torch.Tensor], encoder_decoder: bool) -> int:
@@ -381,7 +435,7 @@ def _measure_flops_per_token(model: PreTrainedModel, batches: Sequence[dict[str,
     try:
         with FlopCounterMode(display=False) as counter:
             for batch in batches:
-                loss_sum, count = _token_loss(model, batch, encoder_decoder)
+                loss_sum, count = token_loss(model, batch, encoder_decoder)
                 (loss_sum / max(1, count)).backward()
     finally:
         model.zero_grad(set_to_none=True)
@@ -418,6 +472,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=defaults.warmup)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--threads", type=int, default=defaults.threads)
+    parser.add_argument("--hessian-probes", type=int, default=defaults.hessian_probes,
+                        help="Rademacher vectors of the Hutchinson Hessian-trace estimate; 0 skips it")
+    parser.add_argument("--hessian-examples", type=int, default=defaults.hessian_examples,
+                        help="training examples the Hessian trace is taken on (the same for every size)")
     parser.add_argument("--pad-token", choices=PAD_CHOICES, help="pad with this token if the tokenizer has none")
     parser.add_argument("--gguf-file", help="a GGUF file in the model directory to load (de-quantized by transformers)")
     args = parser.parse_args(argv)
@@ -429,6 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, max_len_source=args.max_len_source,
             max_len_target=args.max_len_target, seed=args.seed, weight_decay=args.weight_decay,
             warmup=args.warmup, threads=args.threads, pad_token=args.pad_token,
+            hessian_probes=args.hessian_probes, hessian_examples=args.hessian_examples,
         )
     except ValueError as err:
         parser.error(str(err))

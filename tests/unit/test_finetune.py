@@ -94,6 +94,9 @@ def test_same_seed_same_loss_and_training_helps(models, arch, benchmark):
     assert zero.steps == 0 and zero.tokens_seen == 0 and zero.flops_measured == 0 and zero.train_loss_final is None
     assert zero.flops_per_token_measured > 0 and first.test_loss < zero.test_loss
     assert finetune(models[arch], benchmark, 32, replace(CONFIG, seed=1)).test_loss != first.test_loss
+    # The Hessian trace of the training loss, at the pre-trained weights and after fine-tuning.
+    assert first.hessian_trace == second.hessian_trace and zero.hessian_trace != first.hessian_trace
+    assert zero.hessian_trace_stderr > 0 and zero.hessian_seconds >= 0
 
 
 def test_zero_shot_is_the_untrained_loss(models):
@@ -168,6 +171,10 @@ def test_cli_writes_the_result_json(tmp_path, models):
     assert (record["model"], record["benchmark"], record["size"]) == ("tiny-llama", "toy-pairs", 8)
     assert set(record["versions"]) == {"python", "torch", "transformers"} and record["config"]["epochs"] == 1
     assert json.loads(outs[0].read_text())["steps"] == 0
+    assert record["hessian_trace"] is not None and record["config"]["hessian_probes"] == 8
+    assert main(["--model", models["llama"], "--benchmark", str(bench), "--size", "0", "--out", str(outs[0]),
+                 "--hessian-probes", "0"]) == 0
+    assert json.loads(outs[0].read_text())["hessian_trace"] is None
 
 
 def test_result_json_is_atomic(tmp_path, models):

@@ -1,0 +1,67 @@
+"""NLPmetrics: the power-law fit of weight spectra, on matrices whose answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.integrate
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from lensllm.spectra import fit_power_law, layer_weights, read_weight_metrics, spectrum, weight_metrics, write_weight_metrics
+
+
+def marchenko_pastur_alpha(q: float, x_min: float) -> float:
+    """The exponent the estimator converges to on the Marchenko-Pastur law above x_min:
+    1 + 1 / E[ln(x / x_min) | x >= x_min] for the density of the eigenvalues of W^T W / N,
+    W an N x M standard Gaussian matrix and q = M / N."""
+    lo, hi = (1 - np.sqrt(q)) ** 2, (1 + np.sqrt(q)) ** 2
+
+    def density(x):
+        return np.sqrt(max((hi - x) * (x - lo), 0.0)) / (2 * np.pi * q * x)
+
+    mass = scipy.integrate.quad(density, x_min, hi)[0]
+    mean_log = scipy.integrate.quad(lambda x: density(x) * np.log(x / x_min), x_min, hi)[0] / mass
+    return 1.0 + 1.0 / mean_log
+
+
+@pytest.mark.parametrize("n, m", [(1000, 250), (512, 128)])
+def test_random_gaussian_matrix_gives_the_marchenko_pastur_exponent(n, m):
+    weight = np.random.default_rng(0).normal(size=(n, m))
+    fit = fit_power_law(spectrum(weight))
+    expected = marchenko_pastur_alpha(m / n, fit.lambda_min / n)
+    assert fit.alpha == pytest.approx(expected, rel=0.05)
+    assert fit.alpha > 4.5  # far above the heavy-tailed range (2 to 4) of well-trained layers
+
+
+def test_matrix_with_power_law_singular_values_gives_its_exponent():
+    """W = U diag(sqrt(lambda)) V^T with lambda drawn from p(lambda) ~ lambda^-2.5 above 1."""
+    rng = np.random.default_rng(1)
+    n, m, alpha = 1200, 600, 2.5
+    lam = (1.0 - rng.random(m)) ** (-1.0 / (alpha - 1.0))
+    u, _ = np.linalg.qr(rng.normal(size=(n, m)))
+    v, _ = np.linalg.qr(rng.normal(size=(m, m)))
+    weight = (u * np.sqrt(lam)) @ v.T
+    assert np.allclose(spectrum(weight), np.sort(lam), rtol=1e-8)
+    fit = fit_power_law(spectrum(weight))
+    assert fit.alpha == pytest.approx(alpha, abs=0.25)
+    assert fit.lambda_max == pytest.approx(lam.max())
+
+
+def test_fit_refuses_too_short_spectra():
+    with pytest.raises(ValueError, match="at least 10"):
+        fit_power_law([1.0, 2.0, 3.0])
+
+
+def test_model_metrics_cover_linear_layers_only_and_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=100, n_embd=32, n_layer=2, n_head=2, n_positions=16))
+    layers = layer_weights(model)
+    assert [name for name, _ in layers] == [f"transformer.h.{i}.{part}" for i in range(2)
+                                            for part in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")]
+    metrics = weight_metrics("tiny", layers)
+    assert metrics.alpha == pytest.approx(np.mean([fit.alpha for _, fit in metrics.layers]))
+    assert metrics.alpha_weighted == pytest.approx(
+        np.mean([fit.alpha * np.log10(fit.lambda_max) for _, fit in metrics.layers]))
+    write_weight_metrics(metrics, tmp_path / "m.json")
+    assert read_weight_metrics(tmp_path / "m.json") == metrics
