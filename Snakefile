@@ -25,6 +25,7 @@ else:
     include: "rules/data.smk"
     include: "rules/zoo.smk"
     include: "rules/finetune.smk"
+    include: "rules/ntk.smk"
 
 
 include: "rules/fit.smk"
@@ -39,7 +40,9 @@ rule all:
         f"{RESULTS}/selection.md",
         f"{RESULTS}/selection.tex",
         f"{RESULTS}/prediction_error.tsv",
+        f"{RESULTS}/prediction_error.md",
         f"{RESULTS}/fits.tsv",
         expand(f"{RESULTS}/figures/fits_{{benchmark}}.png", benchmark=BENCHMARKS),
         f"{RESULTS}/figures/pearcorr_vs_budget.png",
         f"{RESULTS}/figures/relacc_vs_flops.png",
+        GRID_ONLY_OUTPUTS,

@@ -60,7 +60,7 @@ COLUMNS = ["model", "architecture", "params", "tokens", "ours_seconds", "ours_to
            "trainer_seconds", "trainer_tokens_per_s", "trainer_flop_per_s", "speed_ratio", "ours_call_seconds",
            "trainer_runtime_seconds"]
 # Functions of lensllm.finetune that `finetune()` calls outside its training loop.
-NON_TRAINING = ("load_model", "encode_examples", "_measure_flops_per_token", "_evaluate")
+NON_TRAINING = ("load_model", "encode_examples", "_measure_flops_per_token", "_evaluate", "loss_hessian_trace")
 
 
 def zoo_models(zoo: Path, names: list[str] | None) -> list[Path]:

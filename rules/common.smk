@@ -16,6 +16,8 @@ BENCHMARKS = list(config["benchmarks"])
 HUB_BENCHMARKS = config.get("hub_benchmarks", {})
 OFFLINE_BENCHMARKS = [b for b in BENCHMARKS if b not in HUB_BENCHMARKS]
 PUBLISHED = config["source"] == "published"
+# Selectors that need the models themselves (NTK, weight spectra), not only their loss curves.
+MODEL_TERM_METHODS = ["LensLLM-NTK-fixed", "LensLLM-NTK-fitted", "NLPMetrics"]
 
 
 def config_error(message):
@@ -29,6 +31,12 @@ if any(config["target"] % r for r in config["ratios"]):
     )
 
 if PUBLISHED:
+    needs_models = [m for m in config["methods"] if m in MODEL_TERM_METHODS]
+    if needs_models:
+        config_error(
+            f"key 'methods': {needs_models} need the models' weights (NTK, weight spectra), "
+            "which published curves do not have; use them with source: grid"
+        )
     missing_costs = [b for b in BENCHMARKS if b not in config["cost"]]
     if missing_costs:
         config_error(
@@ -109,6 +117,16 @@ def candidate_models():
 
 
 MODELS = {} if PUBLISHED else candidate_models()
+# Our grid only: what the weights say (NTK, spectra) and the curvature along the curve.
+GRID_ONLY_OUTPUTS = (
+    []
+    if PUBLISHED
+    else [
+        f"{RESULTS}/ntk.tsv",
+        f"{RESULTS}/weight_metrics.tsv",
+        *[f"{RESULTS}/figures/hessian_{b}.png" for b in BENCHMARKS],
+    ]
+)
 
 
 def zoo_spec_json(model):
@@ -125,6 +143,15 @@ def model_directory(wildcards):
     return MODELS[wildcards.model]["path"] if MODELS[wildcards.model]["zoo"] else []
 
 
+def model_load_options(model):
+    """How to load `model` (pad token, GGUF file), from its sheet row, as command-line options."""
+    row = MODELS[model]
+    options = f" --pad-token {row['pad_token']}" if row["pad_token"] else ""
+    if row["gguf_file"]:
+        options += f" --gguf-file {row['gguf_file']}"
+    return options
+
+
 def finetune_options(wildcards):
     """The hyper-parameters of `python -m lensllm.finetune`, from config and the model's sheet row."""
     options = " ".join(
@@ -132,12 +159,29 @@ def finetune_options(wildcards):
         for k, v in config["finetune"].items()
         if k not in ("threads", "one_job_per_size")
     )
-    model = MODELS[wildcards.model]
-    if model["pad_token"]:
-        options += f" --pad-token {model['pad_token']}"
-    if model["gguf_file"]:
-        options += f" --gguf-file {model['gguf_file']}"
-    return options
+    return options + model_load_options(wildcards.model)
+
+
+def ntk_options(wildcards):
+    """The options of `python -m lensllm.ntk`: eta is the fine-tuning learning rate, and the probe
+    examples are truncated like the fine-tuning job's."""
+    ntk, finetune = config["ntk"], config["finetune"]
+    return (
+        f"--eta {finetune['lr']} --probes {ntk['probes']} --seed {ntk['seed']}"
+        f" --max-params {ntk['max_params']} --max-len-source {finetune['max_len_source']}"
+        f" --max-len-target {finetune['max_len_target']}"
+    ) + model_load_options(wildcards.model)
+
+
+def model_terms(wildcards):
+    """On our grid: each model's NTK term and weight spectra, and the optimizer steps of each run."""
+    if PUBLISHED:
+        return {}
+    return {
+        "ntk": [f"{RESULTS}/ntk/{wildcards.benchmark}/{m}.json" for m in MODELS],
+        "weights": [f"{RESULTS}/weights/{m}.json" for m in MODELS],
+        "runs": f"{RESULTS}/finetune_runs/{wildcards.benchmark}.tsv",
+    }
 
 
 wildcard_constraints:

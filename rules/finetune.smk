@@ -75,6 +75,7 @@ rule collect_losses:
         losses=f"{RESULTS}/losses/{{benchmark}}.tsv",
         flops=f"{RESULTS}/finetune_flops/{{benchmark}}.tsv",
         facts=f"{RESULTS}/models/{{benchmark}}.tsv",
+        runs=f"{RESULTS}/finetune_runs/{{benchmark}}.tsv",
     log:
         log_path("collect_losses"),
     conda:

@@ -8,11 +8,17 @@ rule make_selection_table:
             f"{RESULTS}/scores/{{benchmark}}.prediction_error.tsv",
             benchmark=BENCHMARKS,
         ),
+        by_model=expand(
+            f"{RESULTS}/scores/{{benchmark}}.prediction_by_model.tsv",
+            benchmark=BENCHMARKS,
+        ),
     output:
         tsv=f"{RESULTS}/selection.tsv",
         md=f"{RESULTS}/selection.md",
         tex=f"{RESULTS}/selection.tex",
         prediction_error=f"{RESULTS}/prediction_error.tsv",
+        by_model=f"{RESULTS}/prediction_by_model.tsv",
+        prediction_md=f"{RESULTS}/prediction_error.md",
     log:
         log_path("make_selection_table", "all"),
     conda:
@@ -49,6 +55,32 @@ rule plot_fit_curves:
         ats_delta=config["selection"]["ats_delta"],
     script:
         "../workflow/scripts/plot_fit_curves.py"
+
+
+rule plot_hessian:
+    input:
+        losses=f"{RESULTS}/losses/{{benchmark}}.tsv",
+        runs=f"{RESULTS}/finetune_runs/{{benchmark}}.tsv",
+    output:
+        report(
+            f"{RESULTS}/figures/hessian_{{benchmark}}.png",
+            caption="../workflow/report/hessian.rst",
+            category="Curvature",
+            subcategory="{benchmark}",
+        ),
+    log:
+        log_path("plot_hessian"),
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        ats_k=config["selection"]["ats_k"],
+        ats_delta=config["selection"]["ats_delta"],
+    script:
+        "../workflow/scripts/plot_hessian.py"
 
 
 rule plot_selection:

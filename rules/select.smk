@@ -3,7 +3,8 @@
 
 rule select_models:
     input:
-        f"{RESULTS}/losses/{{benchmark}}.tsv",
+        unpack(model_terms),
+        losses=f"{RESULTS}/losses/{{benchmark}}.tsv",
     output:
         f"{RESULTS}/selections/{{benchmark}}.json",
     log:
@@ -33,6 +34,7 @@ rule score_selection:
     output:
         selection=f"{RESULTS}/scores/{{benchmark}}.tsv",
         prediction_error=f"{RESULTS}/scores/{{benchmark}}.prediction_error.tsv",
+        by_model=f"{RESULTS}/scores/{{benchmark}}.prediction_by_model.tsv",
     log:
         log_path("score_selection"),
     conda:

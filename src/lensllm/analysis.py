@@ -3,8 +3,9 @@
 1. `fit_all_laws`: every law fitted to every model's curve on all non-zero sizes (``fits.tsv``).
 2. `run_selectors`: every selector at every budget (target / ratio), as JSON-ready records.
 3. `score_selections`: PearCorr and RelAcc against the true target losses, with the FLOPs of the
-   fine-tunes each method needed and its cost reduction against FullTuning (``selection.tsv``);
-   and the RMSE of the predicted target losses (``prediction_error.tsv``).
+   fine-tunes each method needed (plus its other compute on the models, such as the NTK) and its
+   cost reduction against FullTuning (``selection.tsv``); and the RMSE of the predicted target
+   losses (``prediction_error.tsv``), model by model in `prediction_errors_by_model`.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from typing import Sequence
 import pandas as pd
 
 from lensllm.atomic import write_text
+from lensllm.collect import read_runs
 from lensllm.cost import FlopsTable, cost_reduction, full_tuning_flops, selection_flops
 from lensllm.fitting import fit_curves
 from lensllm.laws import LAWS
 from lensllm.losstable import LossTable
 from lensllm.metrics import pearcorr, relacc, rmse
-from lensllm.selection import Selection, SelectionSettings, ats_fit, run_selector
+from lensllm.ntk import read_ntk
+from lensllm.selection import ModelTerms, Selection, SelectionSettings, ats_fit, run_selector
+from lensllm.spectra import read_weight_metrics
 
 SELECTION_COLUMNS = ["benchmark", "method", "ratio", "metric", "value", "value_raw", "flops", "cost_reduction"]
 FIT_COLUMNS = ["benchmark", "model", "law", "status", "rms_log", "n_points", "objective", "B", "D_l", "F", "beta", "E", "alpha", "message"]
@@ -62,13 +66,29 @@ def budgets_for(target: int, ratios: Sequence[int]) -> dict[int, int]:
 
 
 def run_selectors(
-    table: LossTable, methods: Sequence[str], target: int, ratios: Sequence[int], settings: SelectionSettings
+    table: LossTable,
+    methods: Sequence[str],
+    target: int,
+    ratios: Sequence[int],
+    settings: SelectionSettings,
+    terms: ModelTerms | None = None,
 ) -> list[Selection]:
     """Every method at every budget target / ratio."""
     if target not in table.sizes:
         raise ValueError(f"{table.benchmark}: the target size {target} is not a column of the loss table {list(table.sizes)}")
     budgets = list(budgets_for(target, ratios).values())
-    return [s for method in methods for s in run_selector(method, table, budgets, target, settings)]
+    return [s for method in methods for s in run_selector(method, table, budgets, target, settings, terms)]
+
+
+def read_model_terms(
+    ntk_paths: Sequence[str | os.PathLike], weight_paths: Sequence[str | os.PathLike], runs_path: str | os.PathLike
+) -> ModelTerms:
+    """The model terms of one benchmark: NTK JSONs, weight-metric JSONs, and the runs table's steps."""
+    ntk = {term.model: term for term in map(read_ntk, ntk_paths)}
+    weights = {metrics.model: metrics for metrics in map(read_weight_metrics, weight_paths)}
+    runs = read_runs(runs_path)
+    steps = {(m, int(s)): int(n) for m, s, n in zip(runs["model"], runs["size"], runs["steps"])}
+    return ModelTerms(ntk, steps, weights)
 
 
 def write_selections(selections: Sequence[Selection], path: str | os.PathLike) -> None:
@@ -85,6 +105,7 @@ def read_selections(path: str | os.PathLike) -> list[Selection]:
         r["finetunes"] = tuple((m, int(s)) for m, s in r["finetunes"])
         r["predictions"] = None if r["predictions"] is None else tuple(r["predictions"])
         r["excluded"] = tuple((m, why) for m, why in r["excluded"])
+        r["fitted"] = None if r.get("fitted") is None else tuple(r["fitted"])
         selections.append(Selection(**r))
     return selections
 
@@ -100,7 +121,7 @@ def score_selections(
     for s in selections:
         true = dict(zip(table.models, table.column(s.target)))
         truth = [true[m] for m in s.models]
-        flops = selection_flops(s.finetunes, flops_of)
+        flops = selection_flops(s.finetunes, flops_of) + s.extra_flops
         reduction = cost_reduction(flops, full_tuning_flops(table.models, s.target, flops_of))
         ratio = s.target // s.budget
         for metric, value in (
@@ -113,6 +134,18 @@ def score_selections(
     selection = pd.DataFrame(rows, columns=SELECTION_COLUMNS)
     prediction_error = pd.DataFrame(errors, columns=["benchmark", "method", "ratio", "rmse", "n_models", "n_excluded"])
     return selection, prediction_error
+
+
+def prediction_errors_by_model(selections: Sequence[Selection], table: LossTable) -> pd.DataFrame:
+    """Each predicting method's predicted and true target loss per model and ratio, and the error."""
+    true = dict(zip(table.models, table.column(selections[0].target))) if selections else {}
+    rows = [
+        [table.benchmark, s.method, s.target // s.budget, model, predicted, true[model], predicted - true[model]]
+        for s in selections
+        if s.predictions is not None
+        for model, predicted in zip(s.models, s.predictions)
+    ]
+    return pd.DataFrame(rows, columns=["benchmark", "method", "ratio", "model", "predicted", "true", "error"])
 
 
 def ats_transitions(table: LossTable, k: int, delta: float) -> dict[str, int]:

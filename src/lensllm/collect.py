@@ -3,7 +3,8 @@
 The loss table is the same contract as the published curves (`lensllm.losstable`): a row per model,
 the test loss at each size (0 = zero-shot), the parameter count as ``size`` and the architecture as
 ``family``. Alongside it come the measured FLOPs of every fine-tune (the cost each selector is
-charged) and a per-model facts table (parameters, measured and analytic FLOPs per training token).
+charged), a per-model facts table (parameters, measured and analytic FLOPs per training token), and
+a per-run table (optimizer steps, tokens, FLOPs, test loss and Hessian trace of every fine-tune).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pandas as pd
 
 from lensllm.losstable import LossTable
 
+RUN_COLUMNS = ["model", "size", "steps", "tokens_seen", "flops", "test_loss", "hessian_trace", "hessian_trace_stderr", "wall_seconds"]
 FACT_COLUMNS = ["model", "n_params", "n_params_matmul", "family", "flops_per_token_measured", "flops_per_token_analytic", "finetune_seconds"]
 
 
@@ -37,8 +39,10 @@ def read_job(path: str | os.PathLike) -> dict:
     return record
 
 
-def collect_grid(paths: Iterable[str | os.PathLike], benchmark: str, families: dict[str, str]) -> tuple[LossTable, dict[tuple[str, int], float], pd.DataFrame]:
-    """The loss table, the measured FLOPs of each (model, size) and the per-model facts.
+def collect_grid(
+    paths: Iterable[str | os.PathLike], benchmark: str, families: dict[str, str]
+) -> tuple[LossTable, dict[tuple[str, int], float], pd.DataFrame, pd.DataFrame]:
+    """The loss table, the measured FLOPs of each (model, size), the per-model facts and the runs.
 
     `families` maps each model to its family (architecture) for the table's ``family`` column.
     """
@@ -77,4 +81,17 @@ def collect_grid(paths: Iterable[str | os.PathLike], benchmark: str, families: d
                 sum(r.get("wall_seconds", float("nan")) for r in trained),
             ]
         )
-    return table, flops, pd.DataFrame(facts, columns=FACT_COLUMNS)
+    runs = pd.DataFrame(
+        [[m, s, *(records[(m, s)].get(c) for c in RUN_COLUMNS[2:])] for m in models for s in sizes], columns=RUN_COLUMNS
+    )
+    runs["flops"] = [flops[(m, s)] for m, s in zip(runs["model"], runs["size"])]
+    return table, flops, pd.DataFrame(facts, columns=FACT_COLUMNS), runs
+
+
+def read_runs(path: str | os.PathLike) -> pd.DataFrame:
+    """Read the per-run table written by the collect step (see `RUN_COLUMNS`)."""
+    runs = pd.read_csv(path, sep="\t", dtype={"model": str})
+    missing = set(RUN_COLUMNS) - set(runs.columns)
+    if missing:
+        raise GridError(f"{path}: the runs table lacks the columns {sorted(missing)}")
+    return runs

@@ -84,10 +84,13 @@ def fit_curves(
     seed: int = 0,
     n_grid_starts: int = 2,
     n_random_starts: int = 1,
+    bounds: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> list[FitResult]:
     """Fit `law` to many curves at once; curve c is the points (sizes[c], losses[c]).
 
-    Curves may have different numbers of points. Returns one `FitResult` per curve, in order.
+    Curves may have different numbers of points. `bounds[c]`, if given, replaces the law's box for
+    curve c (it is intersected with it); a parameter whose lower and upper bound are equal is held
+    fixed at that value (LensLLM with a measured F). Returns one `FitResult` per curve, in order.
     """
     n_curves = len(sizes)
     results: list[FitResult | None] = [None] * n_curves
@@ -112,6 +115,8 @@ def fit_curves(
         pad = width - len(x)
         row = (np.pad(x, (0, pad), constant_values=1.0), np.pad(y, (0, pad), constant_values=1.0), np.pad(w, (0, pad)))
         lower, upper = law.bounds(y)
+        if bounds is not None:
+            lower, upper = _intersect(lower, upper, *bounds[c])
         for start in _starts(law, x, y, w, lower, upper, rng, n_grid_starts, n_random_starts):
             owners.append(c)
             starts.append(start)
@@ -128,9 +133,16 @@ def fit_curves(
     return results
 
 
+def _intersect(lower, upper, own_lower, own_upper) -> tuple[np.ndarray, np.ndarray]:
+    """The law's box narrowed by a curve's own bounds; an empty range collapses to one point."""
+    lo = np.clip(np.asarray(own_lower, dtype=float), lower, upper)
+    hi = np.clip(np.asarray(own_upper, dtype=float), lower, upper)
+    return lo, np.maximum(hi, lo)
+
+
 def _starts(law, x, y, w, lower, upper, rng, n_grid, n_random) -> list[np.ndarray]:
     """The `n_grid` best grid points, then `n_random` seeded perturbations of the best one."""
-    grid = np.clip(law.grid_starts(x, y, w), lower, upper)
+    grid = np.clip(law.grid_starts(x, y, w, lower, upper), lower, upper)
     with np.errstate(all="ignore"):
         pred = law.predict(grid.T[:, :, None], x)
         cost = np.sum(w * (np.log(np.maximum(pred, 1e-300)) - np.log(y)) ** 2, axis=1)
@@ -208,7 +220,8 @@ def _result(law, theta, start, cost, converged, lower, upper, x, y) -> FitResult
         return _failed(law, len(y), "the fit did not reach a finite objective")
     rms = float(np.sqrt(np.mean((np.log(pred) - np.log(y)) ** 2)))
     width = upper - lower
-    at_bound = [name for name, v, lo, hi, s in zip(law.param_names, theta, lower, upper, width) if v - lo <= 1e-6 * s or hi - v <= 1e-6 * s]
+    at_bound = [name for name, v, lo, hi, s in zip(law.param_names, theta, lower, upper, width)
+                if s > 0 and (v - lo <= 1e-6 * s or hi - v <= 1e-6 * s)]  # s = 0: held fixed, not a bound
     if not converged:
         status, message = FitStatus.FAILED, f"no convergence in {MAX_ITERATIONS} iterations"
     elif at_bound:

@@ -57,8 +57,9 @@ class Law:
         """Lower and upper bounds of theta for a curve with observed `losses`."""
         raise NotImplementedError
 
-    def grid_starts(self, sizes: np.ndarray, losses: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """Candidate starting points, one row per grid point, each solved in closed form."""
+    def grid_starts(self, sizes: np.ndarray, losses: np.ndarray, weights: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+        """Candidate starting points inside the box [lower, upper], one row per grid point, each
+        solved in closed form."""
         raise NotImplementedError
 
 
@@ -95,8 +96,10 @@ class SaturatingLaw(Law):
         upper = np.array([80.0, 45.0, 3.0, max(float(np.min(losses)) * 0.999, _TINY)])
         return lower, upper
 
-    def grid_starts(self, sizes, losses, weights):
-        beta, log_s = np.meshgrid(np.linspace(0.05, 1.5, 30), np.linspace(-4.0, 30.0, 35), indexing="ij")
+    def grid_starts(self, sizes, losses, weights, lower, upper):
+        # log S spans [-4, 30], narrowed to the box (a measured F pins it to one value).
+        lo_s, hi_s = min(max(-4.0, lower[1]), upper[1]), max(min(30.0, upper[1]), lower[1])
+        beta, log_s = np.meshgrid(np.linspace(0.05, 1.5, 30), np.linspace(lo_s, hi_s, 35), indexing="ij")
         beta, log_s = beta.ravel(), log_s.ravel()
         basis = 1.0 / (np.exp(log_s)[:, None] + np.power(sizes[None, :], beta[:, None]))
         slope, intercept = _line_fits(basis, np.broadcast_to(losses, basis.shape), weights)
@@ -134,7 +137,7 @@ class VanillaLaw(Law):
     def bounds(self, losses):
         return np.array([-40.0, 0.001, 0.0, 0.02]), np.array([120.0, 3.0, 1e6, 20.0])
 
-    def grid_starts(self, sizes, losses, weights):
+    def grid_starts(self, sizes, losses, weights, lower, upper):
         alpha, beta = np.meshgrid(np.geomspace(0.05, 8.0, 24), np.geomspace(0.005, 2.0, 30), indexing="ij")
         alpha, beta = alpha.ravel(), beta.ravel()
         basis = np.power(sizes[None, :], -beta[:, None])

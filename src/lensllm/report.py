@@ -2,10 +2,14 @@
 
 - `selection_markdown` / `selection_latex`: Table 1 of Lin et al. (2024): rows metric-ratio,
   columns benchmark-method; per row and benchmark the best value in bold, the second underlined.
+  The Markdown adds each method's compute at each budget (`flops_markdown`).
+- `prediction_markdown`: the RMSE of the predicted target loss per method and budget, and each
+  model's error, for the methods that predict a loss.
 - `plot_fit_curves`: per benchmark, each model's loss curve with each law's fit and AtS's
   transition marked.
 - `plot_pearcorr`: PearCorr against the data budget per method; `plot_relacc_cost`: RelAcc
   against fine-tuning FLOPs per method.
+- `plot_hessian`: per benchmark, loss and Hessian trace against D, AtS's transition marked.
 Figures use the Agg backend with a fixed size and dpi, so they render the same everywhere.
 """
 
@@ -97,9 +101,43 @@ def _tex(text: str) -> str:
     return text.replace("_", "\\_").replace("&", "\\&").replace("%", "\\%")
 
 
+def flops_markdown(selection: pd.DataFrame) -> str:
+    """The FLOPs each method was charged at each budget (fine-tunes plus NTK or spectra), Markdown."""
+    flops = selection[selection["metric"] == "PearCorr"].pivot_table(
+        index="ratio", columns=["benchmark", "method"], values="flops", sort=False
+    )
+    columns = [c for c in _wide(selection).columns if c in flops.columns]
+    lines = ["| Ratio | " + " | ".join(f"{b} {m}" for b, m in columns) + " |", "|" + "---|" * (len(columns) + 1)]
+    for ratio, row in flops.sort_index(ascending=False).iterrows():
+        lines.append(f"| 1/{ratio} | " + " | ".join(f"{row[c]:.3g}" for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def prediction_markdown(errors: pd.DataFrame, by_model: pd.DataFrame) -> str:
+    """RMSE of the predicted target loss (rows benchmark and ratio, a column per method), then the
+    error (predicted - true) of each model."""
+    lines = ["# Prediction error at the target size", "", "RMSE over the models:", ""]
+    methods = list(dict.fromkeys(errors["method"]))
+    lines += ["| Benchmark | Ratio | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 2)]
+    rmse = errors.pivot_table(index=["benchmark", "ratio"], columns="method", values="rmse", sort=False)
+    for (benchmark, ratio), row in rmse.iterrows():
+        lines.append(f"| {benchmark} | 1/{ratio} | " + " | ".join(_number(row.get(m)) for m in methods) + " |")
+    lines += ["", "Error of each model (predicted - true loss):", ""]
+    lines += ["| Benchmark | Ratio | Model | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 3)]
+    table = by_model.pivot_table(index=["benchmark", "ratio", "model"], columns="method", values="error", sort=False)
+    for (benchmark, ratio, model), row in table.iterrows():
+        lines.append(f"| {benchmark} | 1/{ratio} | {model} | " + " | ".join(_number(row.get(m), "+.4f") for m in methods) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _number(value, spec: str = ".4f") -> str:
+    return "—" if value is None or not np.isfinite(value) else format(value, spec)
+
+
 def write_selection_tables(selection: pd.DataFrame, markdown_path: str | os.PathLike, latex_path: str | os.PathLike) -> None:
-    """Write the Markdown and LaTeX renderings of the selection table atomically."""
-    write_text(markdown_path, selection_markdown(selection))
+    """Write the Markdown (with the FLOPs table) and LaTeX renderings of the selection table atomically."""
+    markdown = selection_markdown(selection) + "\nFLOPs charged to each method (fine-tunes, plus NTK or weight spectra):\n\n"
+    write_text(markdown_path, markdown + flops_markdown(selection))
     write_text(latex_path, selection_latex(selection))
 
 
@@ -141,6 +179,39 @@ def plot_fit_curves(table: LossTable, fits: pd.DataFrame, transitions: Mapping[s
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
     fig.suptitle(f"{table.benchmark}: fine-tuning loss vs data size, fitted laws", fontsize=10)
     fig.tight_layout(rect=(0, 0.4 / fig.get_figheight(), 1, 1 - 0.3 / fig.get_figheight()))
+    _save(fig, path)
+
+
+def plot_hessian(table: LossTable, runs: pd.DataFrame, transitions: Mapping[str, int], path: str | os.PathLike) -> None:
+    """Loss (top) and Hessian trace of the training loss (bottom) against D for every model, with
+    one standard error as a band and each model's AtS transition as a dotted line in its colour.
+    D = 0 (the pre-trained model) is drawn at half the smallest size."""
+    sizes = np.array(table.sizes, dtype=float)
+    x = np.where(sizes > 0, sizes, sizes[sizes > 0].min() / 2)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 6.0), sharex=True)
+    for i, model in enumerate(table.models):
+        color = plt.cm.tab10(i % 10)
+        rows = runs[runs["model"] == model].set_index("size").reindex(table.sizes)
+        top.plot(x, table.curve(model, table.sizes), marker="o", ms=3, color=color, label=model)
+        trace, err = rows["hessian_trace"].to_numpy(float), rows["hessian_trace_stderr"].to_numpy(float)
+        bottom.plot(x, trace, marker="o", ms=3, color=color)
+        bottom.fill_between(x, trace - err, trace + err, color=color, alpha=0.15, lw=0)
+        if model in transitions:
+            for ax in (top, bottom):
+                ax.axvline(transitions[model], color=color, ls=":", lw=1)
+    top.set_xscale("log")
+    top.set_yscale("log")
+    top.set_ylabel("test loss")
+    top.yaxis.set_major_formatter(FormatStrFormatter("%.2f"))
+    top.yaxis.set_minor_formatter(NullFormatter())
+    bottom.set_ylabel("Hessian trace (Hutchinson)")
+    bottom.set_xlabel("fine-tuning data size D (0 = pre-trained)")
+    bottom.set_xticks(x)
+    bottom.set_xticklabels([f"{int(s)}" for s in sizes], fontsize=7)
+    bottom.xaxis.set_minor_locator(NullLocator())
+    top.legend(fontsize=6, ncol=2)
+    fig.suptitle(f"{table.benchmark}: loss and curvature vs D (dotted: AtS phase transition)", fontsize=10)
+    fig.tight_layout()
     _save(fig, path)
 
 

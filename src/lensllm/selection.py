@@ -1,10 +1,14 @@
 """Model selectors: from a loss table and a data budget, score every candidate model.
 
-A selector is registered by name and called as ``SELECTORS[name](table, budgets, target, settings)``;
-it returns one `Selection` per budget. Taking every budget in one call lets the fitted selectors fit
+A selector is registered by name and called as
+``SELECTORS[name](table, budgets, target, settings, terms)``; it returns one `Selection` per budget.
+`terms` (`ModelTerms`) holds what a selector may know about each model beyond its loss curve: the
+NTK term, the optimizer steps of each fine-tune, the weight-spectrum metrics; the published curves
+have none of these. Taking every budget in one call lets the fitted selectors fit
 all their curves in one batch; `select` is the one-budget form. A `Selection` holds a score per model
 (with its direction), the predicted target loss where the method predicts one, and the list of
-(model, size) fine-tunes the method needed, so that its cost is charged honestly. Size 0 is the
+(model, size) fine-tunes the method needed, plus the FLOPs of any other computation it needed on the
+models (`extra_flops`: NTK, weight spectra), so that its cost is charged honestly. Size 0 is the
 zero-shot evaluation and costs no fine-tuning.
 
 The selectors (the training sizes of a budget are the table's non-zero sizes up to the budget):
@@ -24,11 +28,22 @@ The selectors (the training sizes of a budget are the table's non-zero sizes up 
   zero-shot anchor at D = 0 plus every training size, with the points of the power phase (the sizes
   AtS accepts) weighted up by `lensllm_power_weight`, so the extrapolation follows the power phase
   while F and the anchor explain the pre-power bend. It needs the same fine-tunes as RectifiedFit.
+- ``LensLLM-NTK-fixed``: the same law and points, with F = F(Theta, t) measured from the model
+  (`lensllm.ntk`) at t = the optimizer steps of the model's fine-tune at the budget, held fixed:
+  B, beta and E are fitted (the paper's phase-fitting case).
+- ``LensLLM-NTK-fitted``: the same, with t fitted as one bounded scalar per model, t in
+  [0, t_budget * target / budget] (the steps a fine-tune at the target would take). F(t) is
+  non-increasing in t, so fitting t is fitting F within [F(t_max), F(0)]; the fitted t is logged.
+  Both NTK selectors are charged the NTK's FLOPs of every model on top of their fine-tunes.
+- ``NLPMetrics``: the mean power-law exponent alpha of the pre-trained weights' spectra
+  (`lensllm.spectra`; or its weighted variant, `nlpmetrics_metric`); lower is better. It needs no
+  fine-tune, only the spectra, whose FLOPs it is charged.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -37,6 +52,8 @@ import numpy as np
 from lensllm.fitting import FitResult, fit_curves
 from lensllm.laws import LENSLLM, RECTIFIED, VANILLA, Law
 from lensllm.losstable import LossTable
+from lensllm.ntk import NtkTerm
+from lensllm.spectra import WeightMetrics
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +68,42 @@ class SelectionSettings:
     n_grid_starts: int = 2
     n_random_starts: int = 1
     lensllm_power_weight: float = 4.0
+    nlpmetrics_metric: str = "alpha"
+
+    def __post_init__(self) -> None:
+        if self.nlpmetrics_metric not in ("alpha", "alpha_weighted"):
+            raise ValueError(f"selection setting nlpmetrics_metric must be 'alpha' or 'alpha_weighted', got {self.nlpmetrics_metric!r}")
+
+
+@dataclass(frozen=True)
+class ModelTerms:
+    """What the selectors may know about each model beyond its loss curve (our grid only).
+
+    `ntk[model]`: the NTK term on this benchmark; `steps[(model, size)]`: the optimizer steps of
+    that fine-tune; `weights[model]`: the weight-spectrum metrics.
+    """
+
+    ntk: Mapping[str, NtkTerm] = field(default_factory=dict)
+    steps: Mapping[tuple[str, int], int] = field(default_factory=dict)
+    weights: Mapping[str, WeightMetrics] = field(default_factory=dict)
+
+    def require(self, method: str, what: str, models: Sequence[str]) -> None:
+        """Stop with a message naming `method` and the models when `what` is missing for any."""
+        have = {"ntk": self.ntk, "weights": self.weights}[what]
+        missing = [m for m in models if m not in have]
+        if missing:
+            source = "the NTK terms (rule compute_ntk)" if what == "ntk" else "the weight spectra (rule measure_weight_spectra)"
+            raise ValueError(f"{method} needs {source} of every model, missing for {missing}; it runs on "
+                             "our fine-tuning grid only (published curves come without model weights)")
 
 
 @dataclass(frozen=True)
 class Selection:
-    """One method's verdict at one budget: a score per model and the fine-tunes it cost."""
+    """One method's verdict at one budget: a score per model and the fine-tunes it cost.
+
+    Fitted methods also give each model's predicted target loss (`predictions`) and the natural
+    parameters of its fit (`fitted`), aligned with `models`; models whose fit failed are `excluded`.
+    """
 
     method: str
     budget: int
@@ -66,6 +114,8 @@ class Selection:
     finetunes: tuple[tuple[str, int], ...]
     predictions: tuple[float, ...] | None = None
     excluded: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    extra_flops: float = 0.0
+    fitted: tuple[dict[str, float], ...] | None = None
 
     def selected(self) -> str:
         """The model the method would fine-tune."""
@@ -92,7 +142,7 @@ class AtsFit:
         return self.accepted[0]
 
 
-Selector = Callable[[LossTable, Sequence[int], int, SelectionSettings], list[Selection]]
+Selector = Callable[[LossTable, Sequence[int], int, SelectionSettings, ModelTerms], list[Selection]]
 SELECTORS: dict[str, Selector] = {}
 
 
@@ -106,13 +156,19 @@ def selector(name: str) -> Callable[[Selector], Selector]:
     return register
 
 
-def select(method: str, table: LossTable, budget: int, target: int, settings: SelectionSettings | None = None) -> Selection:
+def select(method: str, table: LossTable, budget: int, target: int, settings: SelectionSettings | None = None,
+           terms: ModelTerms | None = None) -> Selection:
     """Run selector `method` at one budget."""
-    return run_selector(method, table, [budget], target, settings)[0]
+    return run_selector(method, table, [budget], target, settings, terms)[0]
 
 
 def run_selector(
-    method: str, table: LossTable, budgets: Sequence[int], target: int, settings: SelectionSettings | None = None
+    method: str,
+    table: LossTable,
+    budgets: Sequence[int],
+    target: int,
+    settings: SelectionSettings | None = None,
+    terms: ModelTerms | None = None,
 ) -> list[Selection]:
     """Run selector `method` at every budget; the budgets must be training sizes of the table."""
     if method not in SELECTORS:
@@ -124,18 +180,18 @@ def run_selector(
             )
         if len(table.train_sizes(budget)) < 2:
             raise ValueError(f"{table.benchmark}: budget {budget} leaves fewer than two training sizes")
-    return SELECTORS[method](table, list(budgets), target, settings or SelectionSettings())
+    return SELECTORS[method](table, list(budgets), target, settings or SelectionSettings(), terms or ModelTerms())
 
 
 @selector("ZeroShot")
-def zero_shot(table, budgets, target, settings):
+def zero_shot(table, budgets, target, settings, terms):
     scores = tuple(table.column(0))
     finetunes = tuple((m, 0) for m in table.models)
     return [Selection("ZeroShot", b, target, table.models, scores, False, finetunes) for b in budgets]
 
 
 @selector("SubTuning")
-def sub_tuning(table, budgets, target, settings):
+def sub_tuning(table, budgets, target, settings, terms):
     return [
         Selection("SubTuning", b, target, table.models, tuple(table.column(b)), False, tuple((m, b) for m in table.models))
         for b in budgets
@@ -143,7 +199,7 @@ def sub_tuning(table, budgets, target, settings):
 
 
 @selector("ModelSize")
-def model_size(table, budgets, target, settings):
+def model_size(table, budgets, target, settings, terms):
     scores = tuple(np.log(table.params))
     return [Selection("ModelSize", b, target, table.models, scores, True, ()) for b in budgets]
 
@@ -170,7 +226,7 @@ def ats_fit(sizes: Sequence[int], losses: Sequence[float], k: int = 3, delta: fl
 
 
 @selector("AtS")
-def accept_then_stop(table, budgets, target, settings):
+def accept_then_stop(table, budgets, target, settings, terms):
     selections = []
     for budget in budgets:
         sizes = table.train_sizes(budget)
@@ -189,8 +245,11 @@ def _fitted_selections(
     target: int,
     settings: SelectionSettings,
     points: Callable[[str, int], tuple[tuple[int, ...], np.ndarray]],
+    bounds: Callable[[str, int], tuple[np.ndarray, np.ndarray]] | None = None,
+    extra_flops: float = 0.0,
 ) -> list[Selection]:
-    """Fit `law` to `points(model, budget)` = (sizes, weights) for every model and budget at once."""
+    """Fit `law` to `points(model, budget)` = (sizes, weights) for every model and budget at once,
+    inside `bounds(model, budget)` if given (see `fit_curves`)."""
     jobs = [(b, m, *points(m, b)) for b in budgets for m in table.models]
     fits = fit_curves(
         law,
@@ -200,13 +259,14 @@ def _fitted_selections(
         seed=settings.seed,
         n_grid_starts=settings.n_grid_starts,
         n_random_starts=settings.n_random_starts,
+        bounds=None if bounds is None else [bounds(m, b) for b, m, _, _ in jobs],
     )
     by_budget: dict[int, list[tuple[str, tuple[int, ...], FitResult]]] = {b: [] for b in budgets}
     for (b, m, sizes, _), fit in zip(jobs, fits):
         by_budget[b].append((m, sizes, fit))
     selections = []
     for budget in budgets:
-        models, predictions, excluded, finetunes = [], [], [], []
+        models, predictions, excluded, finetunes, fitted = [], [], [], [], []
         for model, sizes, fit in by_budget[budget]:
             finetunes.extend((model, s) for s in sizes)
             if not fit.ok:
@@ -215,14 +275,16 @@ def _fitted_selections(
                 continue
             models.append(model)
             predictions.append(float(fit.predict([target])[0]))
+            fitted.append(dict(fit.params))
         selections.append(
-            Selection(method, budget, target, tuple(models), tuple(predictions), False, tuple(finetunes), tuple(predictions), tuple(excluded))
+            Selection(method, budget, target, tuple(models), tuple(predictions), False, tuple(finetunes),
+                      tuple(predictions), tuple(excluded), extra_flops, tuple(fitted))
         )
     return selections
 
 
 @selector("RectifiedFit")
-def rectified_fit(table, budgets, target, settings):
+def rectified_fit(table, budgets, target, settings, terms):
     def points(model, budget):
         sizes = (0, *table.train_sizes(budget))
         return sizes, np.ones(len(sizes))
@@ -231,7 +293,7 @@ def rectified_fit(table, budgets, target, settings):
 
 
 @selector("VanillaFit")
-def vanilla_fit(table, budgets, target, settings):
+def vanilla_fit(table, budgets, target, settings, terms):
     def points(model, budget):
         sizes = table.train_sizes(budget)
         return sizes, np.ones(len(sizes))
@@ -239,12 +301,63 @@ def vanilla_fit(table, budgets, target, settings):
     return _fitted_selections("VanillaFit", VANILLA, table, budgets, target, settings, points)
 
 
-@selector("LensLLM")
-def lensllm(table, budgets, target, settings):
+def _lensllm_points(table: LossTable, settings: SelectionSettings):
+    """The zero-shot anchor plus every training size, the power phase (AtS) weighted up."""
+
     def points(model, budget):
         train = table.train_sizes(budget)
         power = set(ats_fit(train, table.curve(model, train), settings.ats_k, settings.ats_delta).accepted)
         weights = [1.0] + [settings.lensllm_power_weight if s in power else 1.0 for s in train]
         return (0, *train), np.array(weights)
 
-    return _fitted_selections("LensLLM", LENSLLM, table, budgets, target, settings, points)
+    return points
+
+
+@selector("LensLLM")
+def lensllm(table, budgets, target, settings, terms):
+    return _fitted_selections("LensLLM", LENSLLM, table, budgets, target, settings, _lensllm_points(table, settings))
+
+
+def _ntk_selections(method: str, table, budgets, target, settings, terms, t_range) -> list[Selection]:
+    """LensLLM with F(t) from the NTK, t in `t_range(t_budget, budget)`, as bounds on log F."""
+    terms.require(method, "ntk", table.models)
+    missing = [(m, b) for m in table.models for b in budgets if (m, b) not in terms.steps]
+    if missing:
+        raise ValueError(f"{method} needs the optimizer steps of each fine-tune, missing for (model, size) {missing[:5]}")
+    index = LENSLLM.param_names.index("F")
+
+    def bounds(model, budget):
+        t_low, t_high = t_range(terms.steps[(model, budget)], budget)
+        term = terms.ntk[model]
+        lower, upper = np.full(4, -np.inf), np.full(4, np.inf)
+        lower[index], upper[index] = (np.log(max(float(term.f(t)), 1e-300)) for t in (t_high, t_low))
+        return lower, upper
+
+    selections = _fitted_selections(method, LENSLLM, table, budgets, target, settings, _lensllm_points(table, settings),
+                                    bounds, extra_flops=sum(terms.ntk[m].flops for m in table.models))
+    for selection in selections:
+        for model, params in zip(selection.models, selection.fitted):
+            t_low, t_high = t_range(terms.steps[(model, selection.budget)], selection.budget)
+            t = terms.ntk[model].t_for(params["F"], t_high) if t_high > t_low else t_low
+            log.info("%s: %s at budget %d: %s F = %.4g at t = %.4g steps (range %g..%g), beta = %.3g, E = %.3g",
+                     table.benchmark, method, selection.budget, model, params["F"], t, t_low, t_high, params["beta"], params["E"])
+    return selections
+
+
+@selector("LensLLM-NTK-fixed")
+def lensllm_ntk_fixed(table, budgets, target, settings, terms):
+    return _ntk_selections("LensLLM-NTK-fixed", table, budgets, target, settings, terms, lambda steps, budget: (steps, steps))
+
+
+@selector("LensLLM-NTK-fitted")
+def lensllm_ntk_fitted(table, budgets, target, settings, terms):
+    return _ntk_selections("LensLLM-NTK-fitted", table, budgets, target, settings, terms,
+                           lambda steps, budget: (0.0, steps * target / budget))
+
+
+@selector("NLPMetrics")
+def nlp_metrics(table, budgets, target, settings, terms):
+    terms.require("NLPMetrics", "weights", table.models)
+    scores = tuple(getattr(terms.weights[m], settings.nlpmetrics_metric) for m in table.models)
+    cost = sum(terms.weights[m].flops for m in table.models)
+    return [Selection("NLPMetrics", b, target, table.models, scores, False, (), extra_flops=cost) for b in budgets]

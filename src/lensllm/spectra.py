@@ -125,6 +125,18 @@ def weight_metrics(name: str, layers: Sequence[tuple[str, np.ndarray]], min_tail
     return WeightMetrics(name, float(alphas.mean()), float(weighted.mean()), fits, flops, round(time.perf_counter() - start, 3))
 
 
+def summary(metrics: WeightMetrics) -> dict[str, float | int | str]:
+    """One row of the run's weight-metrics table."""
+    return {
+        "model": metrics.model,
+        "alpha": metrics.alpha,
+        "alpha_weighted": metrics.alpha_weighted,
+        "n_layers": len(metrics.layers),
+        "flops": metrics.flops,
+        "seconds": metrics.seconds,
+    }
+
+
 def write_weight_metrics(metrics: WeightMetrics, path: str | os.PathLike) -> None:
     """Write a model's weight metrics as JSON, atomically."""
     write_text(path, json.dumps(asdict(metrics), indent=1) + "\n")

@@ -11,7 +11,8 @@ def _job(tmp_path, model, size, loss, benchmark="wiki"):
     record = {
         "model": model, "benchmark": benchmark, "size": size, "test_loss": loss, "n_params": 1000 if model == "a" else 3000,
         "n_params_matmul": 900, "flops_measured": 6.0 * 900 * 10 * size, "flops_analytic": 6.0 * 900 * 10 * size,
-        "tokens_seen": 10 * size, "wall_seconds": 1.0,
+        "tokens_seen": 10 * size, "wall_seconds": 1.0, "steps": size // 8, "hessian_trace": 100.0 / (1 + size),
+        "hessian_trace_stderr": 1.0,
     }
     path.write_text(json.dumps(record))
     return path
@@ -19,12 +20,15 @@ def _job(tmp_path, model, size, loss, benchmark="wiki"):
 
 def test_job_results_become_the_loss_table_and_measured_flops(tmp_path):
     paths = [_job(tmp_path, m, s, loss) for m, offset in [("a", 0.0), ("b", 0.5)] for s, loss in [(0, 5 + offset), (16, 4 + offset), (32, 3 + offset)]]
-    table, flops, facts = collect_grid(paths, "wiki", {"a": "gpt2", "b": "t5"})
+    table, flops, facts, runs = collect_grid(paths, "wiki", {"a": "gpt2", "b": "t5"})
     assert table.models == ("a", "b") and table.sizes == (0, 16, 32)
     assert table.column(32).tolist() == [3.0, 3.5]
     assert table.params.tolist() == [1000, 3000] and table.families == ("gpt2", "t5")
     assert flops[("a", 0)] == 0.0 and flops[("b", 32)] == 6.0 * 900 * 320
     assert facts["flops_per_token_measured"].tolist() == [6.0 * 900] * 2
+    assert runs[["model", "size", "steps"]].values.tolist() == [["a", 0, 0], ["a", 16, 2], ["a", 32, 4],
+                                                                ["b", 0, 0], ["b", 16, 2], ["b", 32, 4]]
+    assert runs["hessian_trace"].tolist()[:3] == [100.0, 100.0 / 17, 100.0 / 33]
 
 
 def test_a_gap_in_the_grid_is_named(tmp_path):

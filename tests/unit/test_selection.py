@@ -34,7 +34,8 @@ def test_all_112_published_table1_values_are_reproduced(reproduced, reference_ta
 
 
 def test_selector_names_are_exactly_the_documented_ones():
-    assert set(SELECTORS) == {"ZeroShot", "SubTuning", "ModelSize", "AtS", "RectifiedFit", "VanillaFit", "LensLLM"}
+    assert set(SELECTORS) == {"ZeroShot", "SubTuning", "ModelSize", "AtS", "RectifiedFit", "VanillaFit", "LensLLM",
+                              "LensLLM-NTK-fixed", "LensLLM-NTK-fitted", "NLPMetrics"}
 
 
 def test_each_method_is_charged_for_exactly_the_finetunes_it_needed(published_dir):

@@ -1,14 +1,22 @@
-"""Snakemake adapter: per-benchmark scores -> selection.tsv, .md, .tex and prediction_error.tsv."""
+"""Snakemake adapter: per-benchmark scores -> selection.tsv/.md/.tex and the prediction-error tables."""
 
 import pandas as pd
 
 from lensllm.analysis import write_tsv
+from lensllm.atomic import write_text
 from lensllm.logs import log_to
-from lensllm.report import write_selection_tables
+from lensllm.report import prediction_markdown, write_selection_tables
+
+
+def gather(paths):
+    return pd.concat([pd.read_csv(p, sep="\t") for p in paths], ignore_index=True)
+
 
 log_to(snakemake.log[0])
-selection = pd.concat([pd.read_csv(p, sep="\t") for p in snakemake.input.selection], ignore_index=True)
+selection = gather(snakemake.input.selection)
 write_tsv(selection, snakemake.output.tsv)
 write_selection_tables(selection, snakemake.output.md, snakemake.output.tex)
-errors = pd.concat([pd.read_csv(p, sep="\t") for p in snakemake.input.prediction_error], ignore_index=True)
+errors, by_model = gather(snakemake.input.prediction_error), gather(snakemake.input.by_model)
 write_tsv(errors, snakemake.output.prediction_error)
+write_tsv(by_model, snakemake.output.by_model)
+write_text(snakemake.output.prediction_md, prediction_markdown(errors, by_model))

@@ -1,17 +1,23 @@
-"""Snakemake adapter: loss table -> every selector at every budget (selections JSON)."""
+"""Snakemake adapter: loss table (+ model terms on our grid) -> every selector at every budget (JSON)."""
 
-from lensllm.analysis import run_selectors, write_selections
+from lensllm.analysis import read_model_terms, run_selectors, write_selections
 from lensllm.logs import log_to
 from lensllm.losstable import read_losstable
-from lensllm.selection import SelectionSettings
+from lensllm.selection import ModelTerms, SelectionSettings
 
 log_to(snakemake.log[0])
-table = read_losstable(snakemake.input[0], snakemake.wildcards.benchmark)
+table = read_losstable(snakemake.input.losses, snakemake.wildcards.benchmark)
+terms = (
+    read_model_terms(snakemake.input.ntk, snakemake.input.weights, snakemake.input.runs)
+    if hasattr(snakemake.input, "runs")
+    else ModelTerms()
+)
 selections = run_selectors(
     table,
     snakemake.params.methods,
     snakemake.params.target,
     snakemake.params.ratios,
     SelectionSettings(**snakemake.params.settings),
+    terms,
 )
 write_selections(selections, snakemake.output[0])
