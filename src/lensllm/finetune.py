@@ -90,7 +90,7 @@ class FinetuneConfig:
     threads: int = 1
     pad_token: str | None = None
     hessian_probes: int = 8
-    hessian_examples: int = 32
+    hessian_examples: int = 16
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:

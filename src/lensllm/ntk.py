@@ -22,8 +22,11 @@ with the eigendecomposition Theta = U diag(lambda) U^T (the true matrix exponent
 symmetric kernel; eigenvalues below zero by rounding are set to 0). F(0) = ||r0||^2 and F is
 non-increasing in t. The result stores lambda and the projections u_k . r0, so F is evaluated at
 any t without the kernel. Its cost, recorded and charged to the selectors that use it: the FLOPs of
-the n forward and backward passes (counted by `torch.utils.flop_counter.FlopCounterMode`), plus
-2 n^2 p for the Gram matrix of p parameters and 9 n^3 for the eigendecomposition.
+the n forward and backward passes (the first counted by `torch.utils.flop_counter.FlopCounterMode`,
+scaled to all n by token positions), plus 2 n^2 p for the Gram matrix of p parameters and 9 n^3 for
+the eigendecomposition; and its seconds: `seconds` for the kernel, F and its spectrum, and
+`load_seconds` for loading the model (in a fresh process mostly the import of its transformers
+module).
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ class NtkTerm:
     first_param_used: str
     flops: float
     seconds: float
+    load_seconds: float = 0.0
 
     def f(self, t) -> np.ndarray:
         """F(t) = sum_k exp(-2 eta lambda_k t) (u_k . r0)^2, at one or many t >= 0."""
@@ -143,7 +147,11 @@ def empirical_ntk(
 
     The gradients are stacked in float32 (n x p); the Gram matrix is summed in float64 over
     float32 products of chunks of columns (fast, about 1e-7 relative error), in about 4 n p bytes.
+    The FLOPs of the first example's passes are counted by `FlopCounterMode` (counting all of
+    them would triple the time) and scaled to all by their token positions.
     """
+    import contextlib
+
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -152,22 +160,25 @@ def empirical_ntk(
     width = sum(p.numel() for p in params)
     gradients = torch.empty(len(rows), width, dtype=torch.float32)
     outputs = np.empty(len(rows))
-    with FlopCounterMode(display=False) as counter:
-        for i, row in enumerate(rows):
+    counter = FlopCounterMode(display=False)
+    for i, row in enumerate(rows):
+        with counter if i == 0 else contextlib.nullcontext():
             loss_sum, count = token_loss(model, collate_rows([row], pad), encoder_decoder)
             output = -loss_sum / count
             grads = torch.autograd.grad(output, params, allow_unused=True)
-            gradients[i] = torch.cat([
-                torch.zeros(p.numel()) if g is None else g.reshape(-1) for g, p in zip(grads, params)
-            ])
-            outputs[i] = float(output.detach())
+        gradients[i] = torch.cat([
+            torch.zeros(p.numel()) if g is None else g.reshape(-1) for g, p in zip(grads, params)
+        ])
+        outputs[i] = float(output.detach())
+    positions = [len(inputs) + (len(labels) if encoder_decoder else 0) for inputs, labels in rows]
+    pass_flops = counter.get_total_flops() * sum(positions) / positions[0]
     kernel = torch.zeros(len(rows), len(rows), dtype=torch.float64)
     chunk = 1 << 16  # float32 products over short chunks, summed in float64: about 1e-7 relative error
     for start in range(0, width, chunk):
         block = gradients[:, start:start + chunk]
         kernel += (block @ block.T).double()
     kernel = 0.5 * (kernel + kernel.T)  # exactly symmetric (the chunked products round independently)
-    return kernel.numpy(), outputs, float(counter.get_total_flops())
+    return kernel.numpy(), outputs, float(pass_flops)
 
 
 def compute_ntk(
@@ -196,6 +207,7 @@ def compute_ntk(
     torch.set_num_threads(config.threads)
     loaded = load_model(model_path, pad_token=config.pad_token, name=model_name, gguf_file=gguf_file)
     model = loaded.model
+    loaded_at = time.perf_counter()
     model.eval()
     model.set_attn_implementation("eager")
     chosen = parameter_subset(model, max_params)
@@ -222,7 +234,8 @@ def compute_ntk(
         params_used=used,
         first_param_used=chosen[0][0],
         flops=pass_flops + 2.0 * n * n * used + 9.0 * n**3,
-        seconds=round(time.perf_counter() - start, 3),
+        seconds=round(time.perf_counter() - loaded_at, 3),
+        load_seconds=round(loaded_at - start, 3),
     )
 
 
@@ -243,6 +256,7 @@ def summary(term: NtkTerm) -> dict[str, Any]:
         "eta": term.eta,
         "flops": term.flops,
         "seconds": term.seconds,
+        "load_seconds": term.load_seconds,
     }
 
 
@@ -302,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_ntk(term, args.out)
     print(f"{term.model} {term.benchmark}: NTK on {term.n_probes} probes, {term.params_used:,} of "
           f"{term.params_total:,} parameters, trace {sum(term.eigenvalues):.4g}, F(0) {float(term.f(0.0)):.4g}, "
-          f"{term.seconds:.1f} s -> {args.out}", file=sys.stderr)
+          f"{term.seconds:.1f} s (+ {term.load_seconds:.1f} s to load the model) -> {args.out}", file=sys.stderr)
     return 0
 
 

@@ -200,10 +200,8 @@ def plot_hessian(table: LossTable, runs: pd.DataFrame, transitions: Mapping[str,
             for ax in (top, bottom):
                 ax.axvline(transitions[model], color=color, ls=":", lw=1)
     top.set_xscale("log")
-    top.set_yscale("log")
     top.set_ylabel("test loss")
     top.yaxis.set_major_formatter(FormatStrFormatter("%.2f"))
-    top.yaxis.set_minor_formatter(NullFormatter())
     bottom.set_ylabel("Hessian trace (Hutchinson)")
     bottom.set_xlabel("fine-tuning data size D (0 = pre-trained)")
     bottom.set_xticks(x)
