@@ -97,7 +97,8 @@ def test_a_wrong_sha256_stops_the_download(published_dir, tmp_path):
 
 @pytest.mark.parametrize(
     "override, expected",
-    [("ratio=[8]", "'ratio' was unexpected"), ("target=lots", "'lots' is not of type 'integer'"), ("methods=[Oracle]", "'Oracle' is not one of")],
+    [("ratio=[8]", "'ratio' was unexpected"), ("target=lots", "'lots' is not of type 'integer'"), ("methods=[Oracle]", "'Oracle' is not one of"),
+     ("methods=[AtS,LensLLM-NTK-fixed]", "key 'methods': ['LensLLM-NTK-fixed'] need the models' weights")],
 )
 def test_bad_config_fails_at_start_naming_the_key(tmp_path, override, expected):
     result = run_snakemake(tmp_path, "-n", "--configfile", PAPER, "--config", override, check=False)
