@@ -157,7 +157,7 @@ def finetune_options(wildcards):
     options = " ".join(
         f"--{k.replace('_', '-')} {v}"
         for k, v in config["finetune"].items()
-        if k not in ("threads", "one_job_per_size")
+        if k not in ("threads", "one_job_per_size", "gpus")
     )
     return options + model_load_options(wildcards.model)
 

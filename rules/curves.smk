@@ -7,6 +7,8 @@ rule fetch_published_curves:
         f"{RESULTS}/losses/{{benchmark}}.tsv",
     log:
         log_path("fetch_published_curves"),
+    group:
+        "analysis"
     conda:
         ENV
     threads: 1
@@ -27,6 +29,8 @@ rule estimate_finetune_flops:
         f"{RESULTS}/finetune_flops/{{benchmark}}.tsv",
     log:
         log_path("estimate_finetune_flops"),
+    group:
+        "analysis"
     conda:
         ENV
     threads: 1

@@ -39,8 +39,10 @@ rule build_benchmark:
         ENV
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=10,
+        mem_mb=lambda wildcards, attempt: attempt
+        * (4000 + config["data"]["max_train"] // 200),
+        runtime=lambda wildcards, attempt: attempt
+        * (10 + config["data"]["max_train"] // 10000),
     params:
         sources_dir=lambda wildcards, input: (
             os.path.dirname(input[0]) if input else None

@@ -19,12 +19,15 @@ if config["finetune"]["one_job_per_size"]:
             log_path("finetune_model", "{benchmark}/{model}/{size}"),
         benchmark:
             f"{RESULTS}/benchmarks/finetune_model/{{benchmark}}/{{model}}/{{size}}.tsv"
+        group:
+            finetune_group
         conda:
             ENV
         threads: config["finetune"]["threads"]
         resources:
-            mem_mb=lambda wildcards, attempt: 3000 * attempt,
-            runtime=lambda wildcards, attempt: 60 * attempt,
+            mem_mb=finetune_mem_mb,
+            runtime=finetune_runtime,
+            gpu=config["finetune"].get("gpus", 0),
         params:
             path=lambda wildcards: MODELS[wildcards.model]["path"],
             options=finetune_options,
@@ -52,8 +55,9 @@ else:
             ENV
         threads: config["finetune"]["threads"]
         resources:
-            mem_mb=lambda wildcards, attempt: 3000 * attempt,
-            runtime=lambda wildcards, attempt: 60 * attempt,
+            mem_mb=finetune_mem_mb,
+            runtime=finetune_runtime,
+            gpu=config["finetune"].get("gpus", 0),
         params:
             path=lambda wildcards: MODELS[wildcards.model]["path"],
             sizes=" ".join(str(s) for s in ALL_SIZES),
@@ -78,6 +82,8 @@ rule collect_losses:
         runs=f"{RESULTS}/finetune_runs/{{benchmark}}.tsv",
     log:
         log_path("collect_losses"),
+    group:
+        "analysis"
     conda:
         ENV
     threads: 1

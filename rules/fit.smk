@@ -10,6 +10,8 @@ rule fit_laws:
         log_path("fit_laws"),
     benchmark:
         f"{RESULTS}/benchmarks/fit_laws/{{benchmark}}.tsv"
+    group:
+        "analysis"
     conda:
         ENV
     threads: 1
@@ -30,6 +32,8 @@ rule collect_fits:
         f"{RESULTS}/fits.tsv",
     log:
         log_path("collect_fits", "all"),
+    group:
+        "analysis"
     conda:
         ENV
     threads: 1

@@ -61,6 +61,8 @@ rule tabulate_model_terms:
         weights=f"{RESULTS}/weight_metrics.tsv",
     log:
         log_path("tabulate_model_terms", "all"),
+    group:
+        "analysis"
     conda:
         ENV
     threads: 1

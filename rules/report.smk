@@ -21,6 +21,8 @@ rule make_selection_table:
         prediction_md=f"{RESULTS}/prediction_error.md",
     log:
         log_path("make_selection_table", "all"),
+    group:
+        "analysis"
     conda:
         ENV
     threads: 1
@@ -44,6 +46,8 @@ rule plot_fit_curves:
         ),
     log:
         log_path("plot_fit_curves"),
+    group:
+        "analysis"
     conda:
         ENV
     threads: 1
@@ -70,6 +74,8 @@ rule plot_hessian:
         ),
     log:
         log_path("plot_hessian"),
+    group:
+        "analysis"
     conda:
         ENV
     threads: 1
@@ -99,6 +105,8 @@ rule plot_selection:
         ),
     log:
         log_path("plot_selection", "all"),
+    group:
+        "analysis"
     conda:
         ENV
     threads: 1

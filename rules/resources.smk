@@ -85,17 +85,26 @@ def finetune_mem_mb(wildcards, attempt):
     params = model_params(wildcards.model)
     per_param = 8 if config["finetune"].get("gpus", 0) else 24
     ft = config["finetune"]
-    data = max(finetune_sizes(wildcards)) * (ft["max_len_source"] + ft["max_len_target"]) * 40
+    data = (
+        max(finetune_sizes(wildcards))
+        * (ft["max_len_source"] + ft["max_len_target"])
+        * 40
+    )
     return int(attempt * (1500 + (per_param * params + data) / 1e6))
 
 
 def finetune_runtime(wildcards, attempt):
-    """Minutes of a fine-tuning job: 6 x params x training tokens plus 2 x params x test tokens at
-    the assumed throughput, doubled for safety, plus 10 minutes of loading; times the attempt."""
+    """Minutes of a fine-tuning job: 6 x params x training tokens plus 2 x params x test tokens
+    at the assumed throughput, doubled for safety, plus 10 minutes to load; times the attempt.
+    """
     params = model_params(wildcards.model)
     train, test = finetune_tokens(wildcards)
     gpus = config["finetune"].get("gpus", 0)
-    rate = gpus * GPU_FLOPS if gpus else config["finetune"]["threads"] * CPU_FLOPS_PER_THREAD
+    rate = (
+        gpus * GPU_FLOPS
+        if gpus
+        else config["finetune"]["threads"] * CPU_FLOPS_PER_THREAD
+    )
     minutes = 10 + 2 * (6 * params * train + 2 * params * test) / rate / 60
     return int(min(attempt * minutes, MAX_RUNTIME))
 

@@ -11,6 +11,8 @@ rule select_models:
         log_path("select_models"),
     benchmark:
         f"{RESULTS}/benchmarks/select_models/{{benchmark}}.tsv"
+    group:
+        "analysis"
     conda:
         ENV
     threads: 1
@@ -37,6 +39,8 @@ rule score_selection:
         by_model=f"{RESULTS}/scores/{{benchmark}}.prediction_by_model.tsv",
     log:
         log_path("score_selection"),
+    group:
+        "analysis"
     conda:
         ENV
     threads: 1

@@ -64,8 +64,8 @@ rule pretrain_model:
         ENV
     threads: config["pretraining"]["threads"]
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 30 * attempt,
     params:
         spec=lambda wildcards: zoo_spec_json(wildcards.model),
     shell:
