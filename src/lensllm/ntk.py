@@ -49,6 +49,9 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel
 
+    from lensllm.data import Benchmark
+    from lensllm.finetune import FinetuneConfig
+
 DEFAULT_MAX_PARAMS = 5_000_000
 
 
@@ -183,13 +186,13 @@ def empirical_ntk(
 
 def compute_ntk(
     model_path: str,
-    benchmark,
+    benchmark: Benchmark,
     *,
     eta: float,
     n_probes: int = 32,
     seed: int = 0,
     max_params: int = DEFAULT_MAX_PARAMS,
-    finetune_config=None,
+    finetune_config: FinetuneConfig | None = None,
     model_name: str | None = None,
     gguf_file: str | None = None,
 ) -> NtkTerm:
