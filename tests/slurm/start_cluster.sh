@@ -54,10 +54,10 @@ if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null \
         chmod 755 /usr/sbin/policy-rc.d
         own_policy=1
     fi
-    install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}"; }
+    apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}"; }
     status=0
-    install > "$STATE_DIR/apt.log" 2>&1 \
-        || { apt-get update -q >> "$STATE_DIR/apt.log" 2>&1 && install >> "$STATE_DIR/apt.log" 2>&1; } \
+    apt_install > "$STATE_DIR/apt.log" 2>&1 \
+        || { apt-get update -q >> "$STATE_DIR/apt.log" 2>&1 && apt_install >> "$STATE_DIR/apt.log" 2>&1; } \
         || status=$?
     [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
     if [ "$status" -ne 0 ]; then
