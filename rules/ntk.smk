@@ -16,7 +16,7 @@ rule compute_ntk:
         ENV
     threads: config["ntk"]["threads"]
     resources:
-        mem_mb=lambda wildcards, attempt: 3000 * attempt,
+        mem_mb=ntk_mem_mb,
         runtime=lambda wildcards, attempt: 30 * attempt,
     params:
         path=lambda wildcards: MODELS[wildcards.model]["path"],
@@ -38,7 +38,7 @@ rule measure_weight_spectra:
         ENV
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 3000 * attempt,
+        mem_mb=weights_mem_mb,
         runtime=lambda wildcards, attempt: 20 * attempt,
     params:
         path=lambda wildcards: MODELS[wildcards.model]["path"],

@@ -115,3 +115,18 @@ def finetune_group(wildcards):
     a cluster job (`group-components`); the larger fine-tunes run alone."""
     small = config["target"] // max(config["ratios"])
     return "finetune_small" if int(wildcards.size) <= small else None
+
+
+def ntk_mem_mb(wildcards, attempt):
+    """Memory of an NTK job: the Python stack, fp32 weights with room for one example's
+    activations (8 bytes a parameter), and the probes' stacked gradients over the parameters the
+    kernel uses (4 bytes each, twice for the copy into the stack); times the attempt."""
+    params = model_params(wildcards.model)
+    used = min(params, config["ntk"]["max_params"])
+    return int(attempt * (1500 + (8 * params + 8 * config["ntk"]["probes"] * used) / 1e6))
+
+
+def weights_mem_mb(wildcards, attempt):
+    """Memory of a weight-spectra job: the Python stack and the fp32 weights, twice (a float64
+    copy of one layer at a time is small next to them); times the attempt."""
+    return int(attempt * (1500 + 8 * model_params(wildcards.model) / 1e6))
