@@ -123,7 +123,9 @@ def ntk_mem_mb(wildcards, attempt):
     kernel uses (4 bytes each, twice for the copy into the stack); times the attempt."""
     params = model_params(wildcards.model)
     used = min(params, config["ntk"]["max_params"])
-    return int(attempt * (1500 + (8 * params + 8 * config["ntk"]["probes"] * used) / 1e6))
+    return int(
+        attempt * (1500 + (8 * params + 8 * config["ntk"]["probes"] * used) / 1e6)
+    )
 
 
 def weights_mem_mb(wildcards, attempt):
