@@ -19,7 +19,8 @@ The selectors (the training sizes of a budget are the table's non-zero sizes up 
 - ``AtS`` (Lin et al., 2024, "Accept then Stop"): a line in log-log space fitted by ordinary least
   squares on the k largest training sizes; then the next smaller size is tested: if its absolute
   residual divided by the standard deviation (ddof 0) of the in-sample residuals exceeds delta,
-  stop; else accept it and refit. The smallest size is never accepted (as in the published numbers).
+  stop; else accept it and refit. A standard deviation at float-noise level (collinear points)
+  is raised to a noise floor (`ATS_NOISE`), so exact lines have one answer on every CPU. The smallest size is never accepted (as in the published numbers).
   The final line predicts the target loss. It needs the fine-tunes from the budget down to the
   last size tested.
 - ``RectifiedFit``: the rectified law on zero-shot (at D = 0) plus every training size.
@@ -204,11 +205,26 @@ def model_size(table, budgets, target, settings, terms):
     return [Selection("ModelSize", b, target, table.models, scores, True, ()) for b in budgets]
 
 
+# Residuals of log-loss below this (relative to the largest |log L| of the curve) are float noise:
+# a least-squares line through exactly collinear points leaves residuals of about 1e-16, which
+# would otherwise be compared with each other and decide the walk by the CPU's rounding.
+ATS_NOISE = 1e-9
+
+
 def ats_fit(sizes: Sequence[int], losses: Sequence[float], k: int = 3, delta: float = 5.0) -> AtsFit:
-    """Lin et al.'s Accept-then-Stop walk over one curve's training sizes (ascending)."""
+    """Lin et al.'s Accept-then-Stop walk over one curve's training sizes (ascending).
+
+    With x = log D and y = log L, a line is fitted by least squares to the k largest sizes; the next
+    smaller size is accepted when |y - line| <= delta * max(std(in-sample residuals), noise), with
+    noise = ATS_NOISE * max(1, max |y|), and the line is refitted. The noise floor gives a defined
+    answer when the accepted points are collinear to float precision (an exact power law, a constant
+    curve): a point is then accepted iff it lies on the line to within delta * noise. The smallest
+    size is never accepted.
+    """
     x, y = np.log(np.asarray(sizes, dtype=float)), np.log(np.asarray(losses, dtype=float))
     if len(x) < 2:
         raise ValueError(f"AtS needs at least two training sizes, got {list(sizes)}")
+    noise = ATS_NOISE * max(1.0, float(np.max(np.abs(y))))
     first = max(len(x) - k, 0)
     tested = list(sizes[first:])
     while True:
@@ -217,7 +233,7 @@ def ats_fit(sizes: Sequence[int], losses: Sequence[float], k: int = 3, delta: fl
             break
         candidate = first - 1
         tested.insert(0, sizes[candidate])
-        spread = np.std(y[first:] - (intercept + slope * x[first:]))
+        spread = max(float(np.std(y[first:] - (intercept + slope * x[first:]))), noise)
         deviation = abs(y[candidate] - (intercept + slope * x[candidate]))
         if deviation > delta * spread:
             break
