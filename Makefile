@@ -8,6 +8,13 @@ CORES  ?= 2
 CURVES_DIR ?= $(wildcard ../shared/data/published)
 # Shell rules call `python -m lensllm...`: the environment's python must come first on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
+# Every run resumes a killed one: jobs left incomplete are redone, finished ones kept. ARGS adds
+# Snakemake options, e.g. `make quick ARGS=--dry-run` or `ARGS='--directory /scratch/run'`.
+SNAKEMAKE = $(PY) -m lensllm.launch --cores $(CORES) --rerun-incomplete
+# Paper mode reads the published curves from CURVES_DIR when there is one (no download then).
+# A variable, not inline: a comma inside $(if ...) would split Make's arguments.
+PAPER_OFFLINE := --config curves_dir=$(abspath $(CURVES_DIR)) 'benchmarks=["flan","gigaword"]'
+PAPER := --configfile config/paper.yaml $(if $(CURVES_DIR),$(PAPER_OFFLINE))
 
 .PHONY: install run quick paper test lint format bench clean
 
@@ -25,20 +32,17 @@ $(STAMP): pyproject.toml
 
 # The main job: the offline default (tiny zoo, real fine-tuning grid, analysis, report).
 run: $(STAMP)
-	$(PY) -m snakemake --cores $(CORES)
-	$(PY) -m snakemake --cores $(CORES) --report results/default/report.html
+	$(SNAKEMAKE) $(ARGS)
+	$(SNAKEMAKE) --report results/default/report.html $(ARGS)
 
 quick: $(STAMP)
-	$(PY) -m snakemake --cores $(CORES) --configfile config/quick.yaml
-	$(PY) -m snakemake --cores $(CORES) --configfile config/quick.yaml --report results/quick/report.html
+	$(SNAKEMAKE) --configfile config/quick.yaml $(ARGS)
+	$(SNAKEMAKE) --configfile config/quick.yaml --report results/quick/report.html $(ARGS)
 
 # The papers' tables from the published curves (downloaded, or read from CURVES_DIR offline).
 paper: $(STAMP)
-	$(PY) -m snakemake --cores $(CORES) --configfile config/paper.yaml \
-	  $(if $(CURVES_DIR),--config curves_dir=$(abspath $(CURVES_DIR)) 'benchmarks=["flan","gigaword"]')
-	$(PY) -m snakemake --cores $(CORES) --configfile config/paper.yaml \
-	  $(if $(CURVES_DIR),--config curves_dir=$(abspath $(CURVES_DIR)) 'benchmarks=["flan","gigaword"]') \
-	  --report results/paper/report.html
+	$(SNAKEMAKE) $(PAPER) $(ARGS)
+	$(SNAKEMAKE) $(PAPER) --report results/paper/report.html $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -30,20 +30,45 @@ else:
 
 
 include: "rules/fit.smk"
-include: "rules/select.smk"
+
+
+if SELECT:
+
+    include: "rules/recommend.smk"
+
+else:
+
+    include: "rules/select.smk"
+    include: "rules/calibrate.smk"
+
+
 include: "rules/report.smk"
+
+
+# Evaluation (grid or published curves): the selectors scored against the full-data truth.
+EVALUATION_OUTPUTS = [
+    f"{RESULTS}/selection.tsv",
+    f"{RESULTS}/selection.md",
+    f"{RESULTS}/selection.tex",
+    f"{RESULTS}/prediction_error.tsv",
+    f"{RESULTS}/prediction_error.md",
+    f"{RESULTS}/calibration.tsv",
+    f"{RESULTS}/calibration.md",
+    f"{RESULTS}/figures/pearcorr_vs_budget.png",
+    f"{RESULTS}/figures/relacc_vs_flops.png",
+    GRID_ONLY_OUTPUTS,
+]
+# Select mode: the recommendation for data of size select.full_size.
+SELECT_OUTPUTS = [
+    f"{RESULTS}/recommendation.tsv",
+    f"{RESULTS}/recommendation.md",
+    expand(f"{RESULTS}/figures/recommendation_{{benchmark}}.png", benchmark=BENCHMARKS),
+]
 
 
 rule all:
     default_target: True
     input:
-        f"{RESULTS}/selection.tsv",
-        f"{RESULTS}/selection.md",
-        f"{RESULTS}/selection.tex",
-        f"{RESULTS}/prediction_error.tsv",
-        f"{RESULTS}/prediction_error.md",
+        SELECT_OUTPUTS if SELECT else EVALUATION_OUTPUTS,
         f"{RESULTS}/fits.tsv",
         expand(f"{RESULTS}/figures/fits_{{benchmark}}.png", benchmark=BENCHMARKS),
-        f"{RESULTS}/figures/pearcorr_vs_budget.png",
-        f"{RESULTS}/figures/relacc_vs_flops.png",
-        GRID_ONLY_OUTPUTS,

@@ -5,12 +5,13 @@
 Measures, in one run on this machine:
 1. the wall time of the whole paper workflow (`snakemake --cores 2`, fresh directory: copy the
    curves, fit, select at 7 budgets, score, tables, figures);
-2. the wall time of the fitting and selection part alone (in process, one core);
+2. the wall time of the fitting and selection part alone (in process, one core), every selector
+   that runs on published curves (those needing model weights run on our grid only);
 3. the batched Levenberg-Marquardt of `lensllm.fitting` against a baseline: SciPy's
    `least_squares` (trf, finite-difference Jacobian) run curve by curve from the same starts, on
    the RectifiedFit problems of every model at every budget; reported as a speed ratio, with the
    difference of the objectives reached.
-Results go to stdout and to results/benchmarks/paper_run.tsv.
+Results go to stdout and to --out (default results/benchmarks/paper_run.tsv).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from lensllm.cost import CostModel, analytic_flops
 from lensllm.fitting import _starts, fit_curves
 from lensllm.laws import RECTIFIED
 from lensllm.losstable import read_losstable
-from lensllm.selection import SELECTORS, SelectionSettings
+from lensllm.selection import SelectionSettings, curve_selectors
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 1_638_400
@@ -53,7 +54,7 @@ def fit_and_select(tables) -> float:
     start = time.perf_counter()
     for table in tables:
         fit_all_laws(table, ["rectified", "lensllm", "vanilla"])
-        selections = run_selectors(table, list(SELECTORS), TARGET, RATIOS, SelectionSettings())
+        selections = run_selectors(table, curve_selectors(), TARGET, RATIOS, SelectionSettings())
         score_selections(selections, table, analytic_flops(table.models, table.params, table.sizes, CostModel(35, 20, 15)))
     return time.perf_counter() - start
 
@@ -89,6 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--curves-dir", type=Path, default=REPO.parent / "shared" / "data" / "published")
     parser.add_argument("--benchmarks", nargs="+", default=["flan", "gigaword"])
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "paper_run.tsv")
     args = parser.parse_args()
     tables = [read_losstable(args.curves_dir / f"{b}.csv", b) for b in args.benchmarks]
 
@@ -103,7 +105,7 @@ def main() -> None:
     lines.append(f"largest objective excess of batched LM over scipy\t{gap:.2e}")
     text = "\n".join(lines) + "\n"
     print(text, end="")
-    out = REPO / "results" / "benchmarks" / "paper_run.tsv"
+    out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
 

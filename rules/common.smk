@@ -4,6 +4,8 @@
 import json
 import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -12,10 +14,20 @@ RESULTS = f"results/{config['run_name']}"
 # The software environment of every rule (used with --sdm conda).
 ENV = "../environment.yml"
 BENCHMARKS = list(config["benchmarks"])
-# Benchmarks loaded with datasets.load_dataset; the others are built from the offline sources.
-HUB_BENCHMARKS = config.get("hub_benchmarks", {})
-OFFLINE_BENCHMARKS = [b for b in BENCHMARKS if b not in HUB_BENCHMARKS]
 PUBLISHED = config["source"] == "published"
+# Select mode: recommend a model for data of size select.full_size, fine-tuning up to the budget only.
+SELECT = config.get("mode", "evaluate") == "select"
+# Benchmarks loaded with datasets.load_dataset from a hub id or a directory, and the user's own
+# files; the others are built from the offline sources (lensllm.data's builders).
+HUB_BENCHMARKS = config.get("hub_benchmarks", {})
+USER_DATA = config.get("user_data", {})
+OFFLINE_BENCHMARK_NAMES = ["wiki", "debsum", "instruct"]
+OFFLINE_BENCHMARKS = [
+    b for b in BENCHMARKS if b not in HUB_BENCHMARKS and b not in USER_DATA
+]
+# The zoo is pre-trained on every offline corpus, without the test split of any offline benchmark,
+# whichever benchmarks the run fine-tunes on: the same sheet gives the same models in every run.
+ZOO_CORPORA = OFFLINE_BENCHMARK_NAMES
 # Selectors that need the models themselves (NTK, weight spectra), not only their loss curves.
 MODEL_TERM_METHODS = ["LensLLM-NTK-fixed", "LensLLM-NTK-fitted", "NLPMetrics"]
 
@@ -24,13 +36,129 @@ def config_error(message):
     raise ValueError(f"configuration: {message}")
 
 
-if any(config["target"] % r for r in config["ratios"]):
-    config_error(
-        f"key 'ratios': {[r for r in config['ratios'] if config['target'] % r]} "
-        f"do not divide the target size {config['target']}"
+def check_evaluation_grid(sizes):
+    """Evaluation: the target is the largest size and every budget target/ratio is a size."""
+    if any(config["target"] % r for r in config["ratios"]):
+        config_error(
+            f"key 'ratios': {[r for r in config['ratios'] if config['target'] % r]} "
+            f"do not divide the target size {config['target']}"
+        )
+    if sizes is None:
+        return
+    if config["target"] != sizes[-1]:
+        config_error(
+            f"key 'target' ({config['target']}) must be the largest of 'sizes' {sizes}"
+        )
+    bad_budgets = [r for r in config["ratios"] if config["target"] // r not in sizes]
+    if bad_budgets:
+        config_error(
+            f"key 'ratios': budgets target/{bad_budgets} are not among 'sizes' {sizes}"
+        )
+
+
+def selection_sizes():
+    """Select mode: the sizes up to the budget (select.budget, a size of 'sizes')."""
+    choice, sizes = config["select"], sorted(config["sizes"])
+    if choice["budget"] not in sizes:
+        config_error(
+            f"key 'select.budget' ({choice['budget']}) must be one of 'sizes' {sizes}"
+        )
+    if choice["full_size"] <= choice["budget"]:
+        config_error(
+            f"key 'select.full_size' ({choice['full_size']}) must be larger than the budget "
+            f"select.budget = {choice['budget']}: nothing would be left to predict"
+        )
+    kept = [s for s in sizes if s <= choice["budget"]]
+    if len(kept) < 2:
+        config_error(
+            f"key 'select.budget' ({choice['budget']}) leaves fewer than two training sizes of "
+            f"'sizes' {sizes}; the laws need a curve"
+        )
+    return kept
+
+
+def check_benchmark_names():
+    """Every benchmark is an offline one, a hub_benchmarks entry or a user_data entry."""
+    known = [*OFFLINE_BENCHMARK_NAMES, *HUB_BENCHMARKS, *USER_DATA]
+    unknown = [b for b in BENCHMARKS if b not in known]
+    if unknown:
+        config_error(
+            f"key 'benchmarks': unknown benchmark(s) {unknown}; known: {known} (the offline "
+            "ones, and the names given under 'hub_benchmarks' and 'user_data')"
+        )
+
+
+def check_job_python():
+    """Shell rules run `python -m lensllm...`: that python must import lensllm (unless conda
+    environments are deployed for the jobs)."""
+    from snakemake_interface_executor_plugins.settings import DeploymentMethod
+
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+        return
+    python = shutil.which("python")
+    found = python and subprocess.run(
+        [python, "-c", "import lensllm"], capture_output=True
     )
+    if not found or found.returncode != 0:
+        config_error(
+            f"the jobs run `python -m lensllm...`, but the python on PATH ({python or 'none'}) "
+            "cannot import lensllm: activate the environment first (. .venv/bin/activate) "
+            "or use --sdm conda"
+        )
+
+
+def user_data_spec(name):
+    """The keyword arguments of lensllm.data.load_user_benchmark for user_data entry `name`."""
+    spec = {"test_size": config["data"]["test_size"], **USER_DATA[name]}
+    return {
+        **spec,
+        "name": name,
+        "max_train": config["data"]["max_train"],
+        "min_train": SIZES[-1],
+        "min_train_key": "select.budget" if SELECT else "sizes",
+        "seed": config["data"]["seed"],
+    }
+
+
+def check_user_data():
+    """Load each user data file as its build job will, before any job runs (skipped once its
+    benchmark file is built and newer than the data files), and stop on the first bad one.
+    """
+    for name in BENCHMARKS:
+        if name not in USER_DATA:
+            continue
+        files = [USER_DATA[name]["train_file"], USER_DATA[name].get("test_file")]
+        for key, path in zip(("train_file", "test_file"), files):
+            if path is not None and not Path(path).is_file():
+                config_error(f"key 'user_data.{name}.{key}': no file at {path}")
+        built = Path(f"{RESULTS}/data/{name}.jsonl")
+        if built.is_file() and all(
+            built.stat().st_mtime > Path(p).stat().st_mtime for p in files if p
+        ):
+            continue
+        result = subprocess.run(
+            [
+                "python",
+                "-m",
+                "lensllm.data",
+                "check-user",
+                json.dumps(user_data_spec(name)),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            config_error(
+                f"key 'user_data.{name}': {result.stderr.strip().splitlines()[-1]}"
+            )
+
 
 if PUBLISHED:
+    check_evaluation_grid(None)
+    if SELECT:
+        config_error(
+            "key 'mode': select fine-tunes the candidates, so it needs source: grid"
+        )
     needs_models = [m for m in config["methods"] if m in MODEL_TERM_METHODS]
     if needs_models:
         config_error(
@@ -44,33 +172,32 @@ if PUBLISHED:
             "give tokens_per_example, epochs and runs_per_size for each"
         )
 else:
-    SIZES = sorted(config["sizes"])
+    check_benchmark_names()
+    if SELECT:
+        SIZES = selection_sizes()
+    else:
+        SIZES = sorted(config["sizes"])
+        check_evaluation_grid(SIZES)
     ALL_SIZES = [0, *SIZES]
-    if config["target"] != SIZES[-1]:
-        config_error(
-            f"key 'target' ({config['target']}) must be the largest of 'sizes' {SIZES}"
-        )
-    bad_budgets = [r for r in config["ratios"] if config["target"] // r not in SIZES]
-    if bad_budgets:
-        config_error(
-            f"key 'ratios': budgets target/{bad_budgets} are not among 'sizes' {SIZES}"
-        )
     if SIZES[-1] > config["data"]["max_train"]:
         config_error(
             f"key 'sizes': size {SIZES[-1]} is larger than the training split "
             f"(data.max_train = {config['data']['max_train']})"
         )
+    check_job_python()
+    check_user_data()
+
+
+def repository_path(path):
+    """A path of the configuration: relative ones are relative to the repository (the Snakefile)."""
+    return Path(path) if Path(path).is_absolute() else Path(workflow.basedir) / path
 
 
 def read_sheet(key, schema):
     """The rows of the sheet named by config[key] (a TSV), validated against `schema`."""
     if config[key] is None:
         return []
-    path = (
-        Path(workflow.basedir) / config[key]
-        if not Path(config[key]).is_absolute()
-        else Path(config[key])
-    )
+    path = repository_path(config[key])
     if not path.is_file():
         config_error(f"key '{key}': no sheet at {path}")
     sheet = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
@@ -96,7 +223,7 @@ def candidate_models():
     for row in read_sheet("models", "../workflow/schemas/models.schema.yaml"):
         if row["name"] in models:
             config_error(
-                f"model '{row['name']}' is both in the zoo sheet and in the models sheet"
+                f"model '{row['name']}' is both in the zoo sheet ({config['zoo']}) and in the models sheet ({config['models']})"
             )
         path = row["path"]
         local = Path(path).expanduser()
@@ -113,10 +240,36 @@ def candidate_models():
         config_error(
             "no candidate models: give a 'zoo' sheet, a 'models' sheet, or both"
         )
+    if len(models) < 2:
+        config_error(
+            f"keys 'zoo' and 'models': only one candidate model ({list(models)[0]}); "
+            "choosing needs at least two"
+        )
     return models
 
 
 MODELS = {} if PUBLISHED else candidate_models()
+# The raw sources to fetch: those of the offline benchmarks, and every corpus when there is a zoo.
+FETCHED_SOURCES = [
+    *OFFLINE_BENCHMARKS,
+    *[
+        c
+        for c in ZOO_CORPORA
+        if c not in OFFLINE_BENCHMARKS and any(m["zoo"] for m in MODELS.values())
+    ],
+]
+
+
+def benchmark_inputs(wildcards):
+    """What a benchmark is built from: its fetched sources, the user's files, or nothing (hub)."""
+    if wildcards.benchmark in USER_DATA:
+        spec = USER_DATA[wildcards.benchmark]
+        return [p for p in (spec["train_file"], spec.get("test_file")) if p]
+    if wildcards.benchmark in HUB_BENCHMARKS:
+        return []
+    return f"{config['sources_dir']}/{wildcards.benchmark}.fetched"
+
+
 # Our grid only: what the weights say (NTK, spectra) and the curvature along the curve.
 GRID_ONLY_OUTPUTS = (
     []
@@ -185,7 +338,7 @@ def model_terms(wildcards):
 
 
 wildcard_constraints:
-    benchmark="|".join(BENCHMARKS),
+    benchmark="|".join(dict.fromkeys([*BENCHMARKS, *ZOO_CORPORA])),
     size=r"\d+",
     model="|".join(re.escape(m) for m in MODELS) or "[A-Za-z0-9_.-]+",
 

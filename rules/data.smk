@@ -6,7 +6,7 @@ rule fetch_sources:
     output:
         expand(
             f"{config['sources_dir']}/{{benchmark}}.fetched",
-            benchmark=OFFLINE_BENCHMARKS,
+            benchmark=FETCHED_SOURCES,
         ),
     log:
         log_path("fetch_sources", "all"),
@@ -18,7 +18,7 @@ rule fetch_sources:
         runtime=20,
     params:
         dest=lambda wildcards, output: os.path.dirname(output[0]),
-        only=",".join(OFFLINE_BENCHMARKS),
+        only=",".join(FETCHED_SOURCES),
     shell:
         "python -m lensllm.corpora fetch --dest {params.dest} --only {params.only}"
         " > {log} 2>&1 && touch {output}"
@@ -26,11 +26,7 @@ rule fetch_sources:
 
 rule build_benchmark:
     input:
-        lambda wildcards: (
-            []
-            if wildcards.benchmark in HUB_BENCHMARKS
-            else f"{config['sources_dir']}/{wildcards.benchmark}.fetched"
-        ),
+        benchmark_inputs,
     output:
         f"{RESULTS}/data/{{benchmark}}.jsonl",
     log:
@@ -48,6 +44,11 @@ rule build_benchmark:
             os.path.dirname(input[0]) if input else None
         ),
         hub=lambda wildcards: HUB_BENCHMARKS.get(wildcards.benchmark),
+        user=lambda wildcards: (
+            user_data_spec(wildcards.benchmark)
+            if wildcards.benchmark in USER_DATA
+            else None
+        ),
         test_size=config["data"]["test_size"],
         max_train=config["data"]["max_train"],
         seed=config["data"]["seed"],

@@ -5,9 +5,9 @@
 rule sample_pretraining_texts:
     input:
         sources=expand(
-            f"{config['sources_dir']}/{{benchmark}}.fetched", benchmark=BENCHMARKS
+            f"{config['sources_dir']}/{{benchmark}}.fetched", benchmark=ZOO_CORPORA
         ),
-        benchmarks=expand(f"{RESULTS}/data/{{benchmark}}.jsonl", benchmark=BENCHMARKS),
+        benchmarks=expand(f"{RESULTS}/data/{{benchmark}}.jsonl", benchmark=ZOO_CORPORA),
     output:
         f"{RESULTS}/zoo/texts.json.gz",
     log:
@@ -20,7 +20,7 @@ rule sample_pretraining_texts:
         runtime=10,
     params:
         sources_dir=lambda wildcards, input: os.path.dirname(input.sources[0]),
-        corpora=OFFLINE_BENCHMARKS,
+        corpora=ZOO_CORPORA,
         max_chars=config["pretraining"]["max_chars"],
         seed=config["pretraining"]["seed"],
     shell:

@@ -145,6 +145,14 @@ class AtsFit:
 
 Selector = Callable[[LossTable, Sequence[int], int, SelectionSettings, ModelTerms], list[Selection]]
 SELECTORS: dict[str, Selector] = {}
+# The selectors that need the models themselves (NTK terms, weight spectra), not only their loss
+# curves: they run on our fine-tuning grid, not on published curves.
+MODEL_TERM_SELECTORS = ("LensLLM-NTK-fixed", "LensLLM-NTK-fitted", "NLPMetrics")
+
+
+def curve_selectors() -> list[str]:
+    """The registered selectors that need nothing but a loss table (any source of curves)."""
+    return [name for name in SELECTORS if name not in MODEL_TERM_SELECTORS]
 
 
 def selector(name: str) -> Callable[[Selector], Selector]:

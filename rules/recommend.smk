@@ -1,0 +1,101 @@
+# Select mode: each candidate's forecast at N from the fine-tunes up to the budget, the pick, how
+# sure it is and what would settle it (lensllm.recommend), and a figure of the forecasts.
+
+
+def recommend_params():
+    """The select-mode settings every recommendation job takes."""
+    choice = config["select"]
+    return {
+        "full_size": choice["full_size"],
+        "budget": choice["budget"],
+        "methods": choice["methods"],
+        "pick_method": choice["pick_method"],
+        "settle_p_best": choice["settle_p_best"],
+        "settings": config["selection"],
+        "uncertainty": config.get("uncertainty", {}),
+    }
+
+
+def select_model_terms(wildcards):
+    """The NTK terms and optimizer steps, when a LensLLM-NTK method forecasts."""
+    needs = any(m.startswith("LensLLM-NTK") for m in config["select"]["methods"])
+    return model_terms(wildcards) if needs else {}
+
+
+rule recommend_model:
+    input:
+        unpack(select_model_terms),
+        losses=f"{RESULTS}/losses/{{benchmark}}.tsv",
+        flops=f"{RESULTS}/finetune_flops/{{benchmark}}.tsv",
+        coverage=repository_path(config["select"]["coverage"]),
+    output:
+        tsv=f"{RESULTS}/recommendation/{{benchmark}}.tsv",
+        md=f"{RESULTS}/recommendation/{{benchmark}}.md",
+    log:
+        log_path("recommend_model"),
+    benchmark:
+        f"{RESULTS}/benchmarks/recommend_model/{{benchmark}}.tsv"
+    group:
+        "analysis"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        **recommend_params(),
+    script:
+        "../workflow/scripts/recommend_model.py"
+
+
+rule make_recommendation:
+    input:
+        tsv=expand(f"{RESULTS}/recommendation/{{benchmark}}.tsv", benchmark=BENCHMARKS),
+        md=expand(f"{RESULTS}/recommendation/{{benchmark}}.md", benchmark=BENCHMARKS),
+    output:
+        tsv=f"{RESULTS}/recommendation.tsv",
+        md=report(
+            f"{RESULTS}/recommendation.md",
+            caption="../workflow/report/recommendation.rst",
+            category="Recommendation",
+        ),
+    log:
+        log_path("make_recommendation", "all"),
+    group:
+        "analysis"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    script:
+        "../workflow/scripts/make_recommendation.py"
+
+
+rule plot_recommendation:
+    input:
+        unpack(select_model_terms),
+        losses=f"{RESULTS}/losses/{{benchmark}}.tsv",
+    output:
+        report(
+            f"{RESULTS}/figures/recommendation_{{benchmark}}.png",
+            caption="../workflow/report/recommendation_figure.rst",
+            category="Recommendation",
+            subcategory="{benchmark}",
+        ),
+    log:
+        log_path("plot_recommendation"),
+    group:
+        "analysis"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        **recommend_params(),
+    script:
+        "../workflow/scripts/plot_recommendation.py"

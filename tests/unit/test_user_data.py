@@ -1,0 +1,258 @@
+"""The user's own data: local JSONL, JSON, CSV, TSV and Parquet files -> a benchmark, offline."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+import runpy
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from lensllm import data
+from lensllm.data import Benchmark, Example, UserDataError, load_user_benchmark
+
+pytest.importorskip("datasets")  # imported once here; `load_user_benchmark` imports it lazily
+
+REPO = Path(__file__).resolve().parents[2]
+FIELDS = ["prompt", "answer", "passage", "id"]
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+
+
+def _rows(n: int, start: int = 0) -> list[dict]:
+    return [{"prompt": f"Question {i}: what is {i} plus one?", "answer": f"{i + 1}, surely",
+             "passage": f"Passage {i} says that \"{i}\" comes before {i + 1}.", "id": i}
+            for i in range(start, start + n)]
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    """`rows` in the format of `path`'s extension."""
+    suffix = path.suffix
+    if suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    elif suffix == ".json":
+        path.write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    elif suffix in (".csv", ".tsv"):
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]),
+                                    delimiter="\t" if suffix == ".tsv" else ",")
+            writer.writeheader()
+            writer.writerows(rows)
+    elif suffix == ".parquet":
+        pd = pytest.importorskip("pandas")
+        pytest.importorskip("pyarrow")
+        pd.DataFrame(rows).to_parquet(path)
+    else:
+        path.write_text("\n".join(json.dumps(r) for r in rows))
+    return path
+
+
+def _pairs(path: Path, **kwargs) -> Benchmark:
+    kwargs.setdefault("test_size", 5)
+    return load_user_benchmark(path, name="mine", source_field="prompt", target_field="answer",
+                               **kwargs)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".csv", ".tsv", ".parquet"])
+def test_each_format_gives_the_same_benchmark(tmp_path: Path, suffix: str) -> None:
+    rows = _rows(30)
+    bench = _pairs(_write(tmp_path / f"mine{suffix}", rows), seed=2)
+    reference = _pairs(_write(tmp_path / "reference.jsonl", rows), seed=2)
+    assert (bench.name, bench.kind, bench.seed) == ("mine", "pairs", 2)
+    assert (bench.train, bench.test) == (reference.train, reference.test)
+    assert len(bench.test) == 5 and len(bench.train) == 25
+    assert set(bench.train) | set(bench.test) == {Example(r["prompt"], r["answer"]) for r in rows}
+    assert bench.sources == ((str(tmp_path / f"mine{suffix}"), data.USER_LICENCE),)
+    assert "licence is the user's" in data.USER_LICENCE
+    lm = load_user_benchmark(tmp_path / f"mine{suffix}", name="lm", text_field="passage",
+                             test_size=3, seed=2)
+    assert lm.kind == "lm" and len(lm.test) == 3 and len(lm.train) == 27
+    assert {ex.source for ex in lm.train + lm.test} == {""}
+    assert {ex.target for ex in lm.train + lm.test} == {r["passage"] for r in rows}
+
+
+def test_csv_and_tsv_keep_the_text_as_written(tmp_path: Path) -> None:
+    odd = ["007", "1.50", "NA", "null", 'say "hi", then\nleave', "x\ty"]
+    rows = [{"prompt": f"p{i}", "answer": text} for i, text in enumerate(odd)]
+    for suffix in (".csv", ".tsv"):
+        bench = _pairs(_write(tmp_path / f"odd{suffix}", rows), test_size=1)
+        assert sorted(ex.target for ex in bench.train + bench.test) == sorted(odd), suffix
+    numbers = _pairs(_write(tmp_path / "numbers.jsonl", [{"prompt": "a", "answer": 5},
+                                                         {"prompt": "b", "answer": 1.5},
+                                                         {"prompt": "c", "answer": True}]),
+                     test_size=1)
+    assert sorted(ex.target for ex in numbers.train + numbers.test) == ["1.5", "5", "true"]
+
+
+def test_seeded_split_is_deterministic_and_nested(tmp_path: Path) -> None:
+    path = _write(tmp_path / "mine.jsonl", _rows(40))
+    bench = _pairs(path, test_size=8, seed=7)
+    again = _pairs(path, test_size=8, seed=7)
+    assert bench == again
+    data.write_benchmark(bench, tmp_path / "a.jsonl")
+    data.write_benchmark(again, tmp_path / "b.jsonl")
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+    assert data.read_benchmark(tmp_path / "a.jsonl") == bench
+    other = _pairs(path, test_size=8, seed=8)
+    assert other.test != bench.test and other.train != bench.train
+    assert not set(bench.test) & set(bench.train)
+    small, large = data.training_subset(bench, 8), data.training_subset(bench, 16)
+    assert large[:8] == small and len(set(large)) == 16
+    cut = _pairs(path, test_size=8, seed=7, max_train=10)
+    assert cut.test == bench.test and cut.train == bench.train[:10]
+    assert data.training_subset(cut, 10) == cut.train
+    with pytest.raises(ValueError, match="size 11; its train split has 10"):
+        data.training_subset(cut, 11)
+
+
+def test_empty_texts_and_duplicates_of_test_examples_are_dropped(tmp_path: Path, caplog) -> None:
+    rows = _rows(20)
+    rows += [dict(r) for r in rows[:10]]  # each of the first ten twice
+    rows += [{"prompt": "   ", "answer": "x"}, {"prompt": "p", "answer": ""},
+             {"prompt": "q", "answer": None}]
+    path = _write(tmp_path / "dups.jsonl", rows)
+    with caplog.at_level(logging.INFO, logger="lensllm.data"):
+        bench = _pairs(path, test_size=10, seed=0)
+    assert "dropped 3 of 33 rows with an empty source or target" in caplog.text
+    assert len(set(bench.test)) == 10  # distinct test examples
+    assert not set(bench.test) & set(bench.train)
+    duplicated = {Example(r["prompt"], r["answer"]) for r in rows[:10]}
+    in_test = len(duplicated & set(bench.test))
+    assert in_test == 6  # with seed 0: their second copies are not trained on
+    assert "dropped 6 training rows identical to a test example" in caplog.text
+    assert len(bench.train) == 30 - 10 - 6
+    assert duplicated - set(bench.test) <= set(bench.train)
+
+
+def test_a_second_test_file(tmp_path: Path, caplog) -> None:
+    train = _write(tmp_path / "train.jsonl", _rows(30))
+    test = _write(tmp_path / "test.csv", _rows(6, start=27))  # 27, 28, 29 are also in train
+    with caplog.at_level(logging.INFO, logger="lensllm.data"):
+        bench = _pairs(train, test_file=test, test_size=None, seed=1)
+    expected_test = tuple(Example(r["prompt"], r["answer"]) for r in _rows(6, start=27))
+    assert bench.test == expected_test  # the whole file, in its order
+    assert len(bench.train) == 27 and not set(bench.train) & set(bench.test)
+    assert "dropped 3 training rows identical to a test example of" in caplog.text
+    assert bench.sources == ((str(train), data.USER_LICENCE), (str(test), data.USER_LICENCE))
+    cut = _pairs(train, test_file=test, test_size=2, seed=1)
+    assert cut.test == expected_test[:2] and len(cut.train) == 28  # only 27, 28 are held out
+    assert _pairs(train, test_file=test, test_size=None, seed=1) == bench
+
+
+def _error(path_or_callable, match: str, **kwargs) -> str:
+    with pytest.raises(UserDataError) as info:
+        if callable(path_or_callable):
+            path_or_callable()
+        else:
+            _pairs(path_or_callable, **kwargs)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, data.BenchmarkFileError)
+    message = str(info.value)
+    assert re.search(match, message), message
+    return message
+
+
+def test_bad_files_name_the_file_and_key(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.jsonl"
+    _error(missing, rf"{re.escape(str(missing))} \(key 'train_file'\): no such file")
+    good = _write(tmp_path / "good.jsonl", _rows(20))
+    _error(good, rf"{re.escape(str(missing))} \(key 'test_file'\): no such file", test_file=missing)
+    text = tmp_path / "data.txt"
+    text.write_text("hello\n")
+    _error(text, rf"{re.escape(str(text))} .*unknown extension '.txt'; expected one of "
+                 r"\.jsonl, \.json, \.csv, \.tsv, \.parquet")
+    _error(tmp_path, rf"{re.escape(str(tmp_path))} .*not a file")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    _error(empty, rf"{re.escape(str(empty))} .*empty file")
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"prompt": "a", "answer": "b"}\n\n{"prompt": "c", "answer": \n')
+    _error(broken, rf"{re.escape(str(broken))} \(key 'train_file'\): cannot be read as jsonl: "
+                   r"line 3: not JSON")
+    not_objects = tmp_path / "lists.jsonl"
+    not_objects.write_text('{"prompt": "a", "answer": "b"}\n[1, 2]\n')
+    _error(not_objects, rf"{re.escape(str(not_objects))} .*line 2: expected a JSON object")
+    parquet = tmp_path / "broken.parquet"
+    parquet.write_bytes(b"PAR1 this is not a parquet file")
+    _error(parquet, rf"{re.escape(str(parquet))} \(key 'train_file'\): cannot be read as parquet")
+    bad_csv = tmp_path / "broken.csv"
+    bad_csv.write_text('prompt,answer\n"a,b\n')
+    _error(bad_csv, rf"{re.escape(str(bad_csv))} \(key 'train_file'\): cannot be read as csv")
+    nested = _write(tmp_path / "nested.jsonl", [{"prompt": "a", "answer": ["b", "c"]}] * 3)
+    _error(nested, rf"{re.escape(str(nested))}: row 1, field 'answer' \(key 'train_file'\) holds "
+                   r"list")
+    blank = _write(tmp_path / "blank.jsonl", [{"prompt": " ", "answer": "b"}] * 3)
+    _error(blank, rf"{re.escape(str(blank))} .*no example with a non-empty 'prompt' and 'answer'")
+
+
+def test_missing_fields_and_field_forms_are_named(tmp_path: Path) -> None:
+    path = _write(tmp_path / "mine.csv", _rows(20))
+    message = _error(lambda: load_user_benchmark(path, name="x", source_field="question",
+                                                 target_field="answer", test_size=2),
+                     rf"{re.escape(str(path))} \(key 'train_file'\): no field 'question' "
+                     r"\(key 'source_field'\)")
+    assert str(FIELDS) in message
+    _error(lambda: load_user_benchmark(path, name="x", text_field="body", test_size=2),
+           rf"{re.escape(str(path))} .*no field 'body' \(key 'text_field'\); it has")
+    test = _write(tmp_path / "test.jsonl", [{"prompt": "p", "reply": "r"}])
+    _error(lambda: _pairs(path, test_file=test),
+           rf"{re.escape(str(test))} \(key 'test_file'\): no field 'answer' "
+           r"\(key 'target_field'\); it has \['prompt', 'reply'\]")
+    for kwargs in ({}, {"source_field": "prompt"}, {"target_field": "answer"},
+                   {"source_field": "prompt", "target_field": "answer", "text_field": "passage"}):
+        _error(lambda: load_user_benchmark(path, name="x", test_size=2, **kwargs),
+               rf"{re.escape(str(path))}: give either the keys 'source_field' and 'target_field'"
+               r".* or 'text_field' alone")
+
+
+def test_too_few_examples_and_overlapping_test_splits(tmp_path: Path) -> None:
+    path = _write(tmp_path / "mine.parquet", _rows(30))
+    assert len(_pairs(path, test_size=10, min_train=20).train) == 20
+    _error(path, rf"key 'sizes' needs 21 training examples, {re.escape(str(path))} has only 20 "
+                 r"after the test split \(10 examples\)", test_size=10, min_train=21)
+    _error(lambda: load_user_benchmark(path, name="x", text_field="passage", test_size=10,
+                                       min_train=64, min_train_key="budget"),
+           rf"key 'budget' needs 64 training examples, {re.escape(str(path))} has only 20")
+    _error(path, rf"{re.escape(str(path))} .*key 'test_size' asks for 31 test examples, but the "
+                 r"file has only 30 distinct usable examples", test_size=31)
+    _error(path, r"key 'max_train' \(8\) is below the 16 training examples that key 'sizes' needs",
+           test_size=2, max_train=8, min_train=16)
+    _error(path, r"key 'test_size' must be a positive integer", test_size=0)
+    test = _write(tmp_path / "test.jsonl", _rows(10, start=15))  # 15..24 are also in train
+    _error(path, rf"key 'sizes' needs 25 training examples, {re.escape(str(path))} has only 20 "
+                 rf"after the test split \(10 examples from {re.escape(str(test))}\) and dropping "
+                 r"10 rows identical to a test example", test_file=test, test_size=None,
+           min_train=25)
+    _error(path, rf"{re.escape(str(path))} \(key 'test_file'\) is also the train_file: the test "
+                 r"split would overlap the training subsets", test_file=path)
+
+
+def test_the_build_benchmark_script_builds_a_user_benchmark(tmp_path: Path, monkeypatch) -> None:
+    path = _write(tmp_path / "mine.tsv", _rows(30))
+    monkeypatch.setattr("lensllm.logs.log_to", lambda log: None)
+    output = tmp_path / "results" / "data" / "mine.jsonl"
+    output.parent.mkdir(parents=True)
+    user = {"train_file": str(path), "source_field": "prompt", "target_field": "answer",
+            "min_train": 16}
+    snakemake = SimpleNamespace(
+        wildcards=SimpleNamespace(benchmark="mine"), log=[str(tmp_path / "log.txt")],
+        output=[str(output)], params=SimpleNamespace(
+            user=user, hub=None, sources_dir=None, test_size=6, max_train=20, seed=3))
+    runpy.run_path(str(REPO / "workflow/scripts/build_benchmark.py"),
+                   init_globals={"snakemake": snakemake})
+    written = data.read_benchmark(output)
+    assert written == load_user_benchmark(path, name="mine", source_field="prompt",
+                                          target_field="answer", test_size=6, max_train=20, seed=3)
+    assert (len(written.train), len(written.test)) == (20, 6)
+    snakemake.params.user = {**user, "test_size": 4, "max_train": None}  # the dict's keys win
+    runpy.run_path(str(REPO / "workflow/scripts/build_benchmark.py"),
+                   init_globals={"snakemake": snakemake})
+    rewritten = data.read_benchmark(output)
+    assert (rewritten.name, len(rewritten.train), len(rewritten.test)) == ("mine", 26, 4)

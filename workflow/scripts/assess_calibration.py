@@ -1,0 +1,28 @@
+"""Snakemake adapter: loss table (+ model terms on our grid) -> coverage and log score of each
+predicting method's intervals at every budget (TSV)."""
+
+from lensllm.analysis import read_model_terms, write_tsv
+from lensllm.logs import log_to
+from lensllm.losstable import read_losstable
+from lensllm.selection import ModelTerms, SelectionSettings
+from lensllm.uncertainty import UncertaintySettings, calibration
+
+log_to(snakemake.log[0])
+table = read_losstable(snakemake.input.losses, snakemake.wildcards.benchmark)
+terms = (
+    read_model_terms(snakemake.input.ntk, snakemake.input.weights, snakemake.input.runs)
+    if hasattr(snakemake.input, "runs")
+    else ModelTerms()
+)
+uncertainty = UncertaintySettings(**snakemake.params.uncertainty)
+frame = calibration(
+    table,
+    snakemake.params.methods,
+    snakemake.params.target,
+    snakemake.params.ratios,
+    SelectionSettings(**snakemake.params.settings),
+    uncertainty.level,
+    terms,
+    uncertainty,
+)
+write_tsv(frame, snakemake.output[0])

@@ -1,0 +1,15 @@
+"""Snakemake adapter: loss table up to the budget -> the figure of each candidate's forecast out to N."""
+
+from lensllm.analysis import read_model_terms
+from lensllm.logs import log_to
+from lensllm.losstable import read_losstable
+from lensllm.recommend import plot_recommendation
+from lensllm.selection import ModelTerms, SelectionSettings
+from lensllm.uncertainty import UncertaintySettings
+
+log_to(snakemake.log[0])
+inputs, params = snakemake.input, snakemake.params
+table = read_losstable(inputs.losses, snakemake.wildcards.benchmark)
+terms = read_model_terms(inputs.ntk, inputs.weights, inputs.runs) if hasattr(inputs, "runs") else ModelTerms()
+plot_recommendation(table, params.full_size, params.budget, params.pick_method, snakemake.output[0],
+                    SelectionSettings(**params.settings), UncertaintySettings(**params.uncertainty), terms)

@@ -1,0 +1,30 @@
+"""Snakemake adapter: loss table up to the budget + measured FLOPs -> the recommendation of one benchmark."""
+
+from lensllm.analysis import read_flops, read_model_terms, write_tsv
+from lensllm.logs import log_to
+from lensllm.losstable import read_losstable
+from lensllm.recommend import read_coverage, recommend, recommendation_frame, recommendation_markdown
+from lensllm.atomic import write_text
+from lensllm.selection import ModelTerms, SelectionSettings
+from lensllm.uncertainty import UncertaintySettings
+
+log_to(snakemake.log[0])
+inputs, params = snakemake.input, snakemake.params
+table = read_losstable(inputs.losses, snakemake.wildcards.benchmark)
+terms = read_model_terms(inputs.ntk, inputs.weights, inputs.runs) if hasattr(inputs, "runs") else ModelTerms()
+uncertainty = UncertaintySettings(**params.uncertainty)
+recommendation = recommend(
+    table,
+    read_flops(inputs.flops),
+    params.full_size,
+    params.budget,
+    params.methods,
+    params.pick_method,
+    SelectionSettings(**params.settings),
+    uncertainty,
+    params.settle_p_best,
+    read_coverage(inputs.coverage, uncertainty.level),
+    terms,
+)
+write_tsv(recommendation_frame([recommendation]), snakemake.output.tsv)
+write_text(snakemake.output.md, recommendation_markdown([recommendation], title=False))
