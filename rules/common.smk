@@ -4,11 +4,13 @@
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
 import pandas as pd
+from snakemake.exceptions import WorkflowError
 
 RESULTS = f"results/{config['run_name']}"
 # The software environment of every rule (used with --sdm conda).
@@ -17,6 +19,10 @@ BENCHMARKS = list(config["benchmarks"])
 PUBLISHED = config["source"] == "published"
 # Select mode: recommend a model for data of size select.full_size, fine-tuning up to the budget only.
 SELECT = config.get("mode", "evaluate") == "select"
+# Select mode with select.flops_budget (total fine-tuning FLOPs per benchmark, every candidate
+# together): every size of 'sizes' is a candidate and the checkpoint plan_selection chooses the budget.
+FLOPS_BUDGET = config.get("select", {}).get("flops_budget") if SELECT else None
+FLOPS_PLAN = FLOPS_BUDGET is not None
 # Benchmarks loaded with datasets.load_dataset from a hub id or a directory, and the user's own
 # files; the others are built from the offline sources (lensllm.data's builders).
 HUB_BENCHMARKS = config.get("hub_benchmarks", {})
@@ -57,8 +63,37 @@ def check_evaluation_grid(sizes):
 
 
 def selection_sizes():
-    """Select mode: the sizes up to the budget (select.budget, a size of 'sizes')."""
+    """Select mode: the sizes up to the budget (select.budget, a size of 'sizes'); with
+    select.flops_budget instead, every size of 'sizes' (the plan_selection job picks the budget).
+    """
     choice, sizes = config["select"], sorted(config["sizes"])
+    given = [k for k in ("budget", "flops_budget") if choice.get(k) is not None]
+    if len(given) != 1:
+        config_error(
+            "give exactly one of 'select.budget' (the largest training subset per candidate) and "
+            "'select.flops_budget' (the fine-tuning FLOPs of the whole selection per benchmark), the "
+            f"other null or absent; {'both are' if given else 'neither is'} given"
+            + (
+                " (a file laid over config/select.yaml inherits its budget: set budget: null)"
+                if given
+                else ""
+            )
+        )
+    if FLOPS_PLAN:
+        try:
+            budget = float(FLOPS_BUDGET)
+        except ValueError:
+            budget = -1.0
+        if not budget > 0:
+            config_error(
+                f"key 'select.flops_budget' ({FLOPS_BUDGET!r}) must be a positive number of FLOPs"
+            )
+        if choice["full_size"] <= sizes[-1]:
+            config_error(
+                f"key 'select.full_size' ({choice['full_size']}) must be larger than every size of "
+                f"'sizes' {sizes}: with select.flops_budget any of them may become the budget"
+            )
+        return sizes
     if choice["budget"] not in sizes:
         config_error(
             f"key 'select.budget' ({choice['budget']}) must be one of 'sizes' {sizes}"
@@ -115,7 +150,7 @@ def user_data_spec(name):
         "name": name,
         "max_train": config["data"]["max_train"],
         "min_train": SIZES[-1],
-        "min_train_key": "select.budget" if SELECT else "sizes",
+        "min_train_key": "select.budget" if SELECT and not FLOPS_PLAN else "sizes",
         "seed": config["data"]["seed"],
     }
 
@@ -205,7 +240,12 @@ def read_sheet(key, schema):
         numeric = pd.to_numeric(sheet[column], errors="coerce")
         if len(sheet) and numeric.notna().all():
             sheet[column] = numeric
-    validate(sheet, schema)
+    try:
+        validate(sheet, schema)
+    except WorkflowError as err:
+        config_error(
+            f"key '{key}': sheet {path}: {err} (rows counted from 0 below the header)"
+        )
     return sheet.to_dict("records")
 
 
@@ -346,3 +386,58 @@ wildcard_constraints:
 def log_path(rule_name, name="{benchmark}"):
     """The log file of one job of `rule_name`."""
     return f"{RESULTS}/logs/{rule_name}/{name}.log"
+
+
+def recommend_params():
+    """The select-mode settings every recommendation job takes."""
+    choice = config["select"]
+    return {
+        "full_size": choice["full_size"],
+        "budget": choice.get("budget"),  # None with select.flops_budget: the plan says
+        "methods": choice["methods"],
+        "pick_method": choice["pick_method"],
+        "settle_p_best": choice["settle_p_best"],
+        "settings": config["selection"],
+        "uncertainty": config.get("uncertainty", {}),
+    }
+
+
+def selection_plan(wildcards):
+    """With select.flops_budget: the plan of the benchmark (the budget it bought), else nothing."""
+    return {"plan": f"{RESULTS}/plan/{wildcards.benchmark}.json"} if FLOPS_PLAN else {}
+
+
+def collected_sizes(wildcards):
+    """The sizes of the loss table: ALL_SIZES, or with select.flops_budget zero-shot and the sizes
+    the plan of the benchmark chose (asking the checkpoint plan_selection)."""
+    if not FLOPS_PLAN:
+        return ALL_SIZES
+    plan = checkpoints.plan_selection.get(benchmark=wildcards.benchmark).output[0]
+    return [0, *json.loads(Path(plan).read_text())["sizes"]]
+
+
+def plan_options():
+    """The options of `python -m lensllm.plan`: budget, candidate sizes, the fine-tuning's epochs
+    and truncation, N, and each candidate as NAME=PATH (and its GGUF file)."""
+    finetune = config["finetune"]
+    models = " ".join(
+        shlex.quote(f"{name}={model['path']}") for name, model in MODELS.items()
+    )
+    gguf = " ".join(
+        shlex.quote(f"{name}={model['gguf_file']}")
+        for name, model in MODELS.items()
+        if model["gguf_file"]
+    )
+    return (
+        f"--flops-budget {float(FLOPS_BUDGET)!r} --sizes {' '.join(map(str, SIZES))}"
+        f" --epochs {finetune['epochs']} --max-len-source {finetune['max_len_source']}"
+        f" --max-len-target {finetune['max_len_target']}"
+        f" --full-size {config['select']['full_size']} --model {models}"
+        + (f" --gguf-file {gguf}" if gguf else "")
+    )
+
+
+def select_model_terms(wildcards):
+    """The NTK terms and optimizer steps, when a LensLLM-NTK method forecasts."""
+    needs = any(m.startswith("LensLLM-NTK") for m in config["select"]["methods"])
+    return model_terms(wildcards) if needs else {}

@@ -5,9 +5,10 @@
 # benchmark at every size, one size after the other, so that torch and transformers are imported
 # once per job instead of once per size (about 4 s each on a CPU, more than a small fine-tune);
 # each size still writes its own JSON, atomically. With `true` (clusters, large models) every
-# (model, benchmark, size) is its own job.
+# (model, benchmark, size) is its own job; so too in select mode with select.flops_budget, where
+# the checkpoint plan_selection decides which sizes are fine-tuned (rules/plan.smk).
 
-if config["finetune"]["one_job_per_size"]:
+if config["finetune"]["one_job_per_size"] or FLOPS_PLAN:
 
     rule finetune_model:
         input:
@@ -73,7 +74,7 @@ rule collect_losses:
         lambda wildcards: [
             f"{RESULTS}/finetune/{wildcards.benchmark}/{model}/{size}.json"
             for model in MODELS
-            for size in ALL_SIZES
+            for size in collected_sizes(wildcards)
         ],
     output:
         losses=f"{RESULTS}/losses/{{benchmark}}.tsv",

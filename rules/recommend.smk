@@ -2,29 +2,10 @@
 # sure it is and what would settle it (lensllm.recommend), and a figure of the forecasts.
 
 
-def recommend_params():
-    """The select-mode settings every recommendation job takes."""
-    choice = config["select"]
-    return {
-        "full_size": choice["full_size"],
-        "budget": choice["budget"],
-        "methods": choice["methods"],
-        "pick_method": choice["pick_method"],
-        "settle_p_best": choice["settle_p_best"],
-        "settings": config["selection"],
-        "uncertainty": config.get("uncertainty", {}),
-    }
-
-
-def select_model_terms(wildcards):
-    """The NTK terms and optimizer steps, when a LensLLM-NTK method forecasts."""
-    needs = any(m.startswith("LensLLM-NTK") for m in config["select"]["methods"])
-    return model_terms(wildcards) if needs else {}
-
-
 rule recommend_model:
     input:
         unpack(select_model_terms),
+        unpack(selection_plan),
         losses=f"{RESULTS}/losses/{{benchmark}}.tsv",
         flops=f"{RESULTS}/finetune_flops/{{benchmark}}.tsv",
         coverage=repository_path(config["select"]["coverage"]),
@@ -77,6 +58,7 @@ rule make_recommendation:
 rule plot_recommendation:
     input:
         unpack(select_model_terms),
+        unpack(selection_plan),
         losses=f"{RESULTS}/losses/{{benchmark}}.tsv",
     output:
         report(

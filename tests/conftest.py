@@ -98,3 +98,25 @@ def write_python_killed_once(bin_dir: Path, pattern: str, record: Path) -> Path:
     )
     wrapper.chmod(0o755)
     return wrapper
+
+
+def make_command(target: str, **variables: str) -> tuple[list[str], dict[str, str]]:
+    """`make -C <repo> TARGET VAR=value ...` with this interpreter's environment as the Makefile's
+    VENV (so nothing is installed), and the hubs offline."""
+    venv = Path(sys.prefix)
+    if not (venv / ".installed").is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"{venv} was not installed by `make install`")
+        pytest.skip(f"{venv} was not installed by `make install`")
+    command = ["make", "--no-print-directory", "-C", str(REPO), target, f"VENV={venv}",
+               *(f"{k}={v}" for k, v in variables.items())]
+    return command, {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+def run_make(target: str, check: bool = True, **variables: str) -> subprocess.CompletedProcess:
+    """Run a Makefile target as a user would; fail with its output when it fails and `check`."""
+    command, env = make_command(target, **variables)
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"make {target} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result

@@ -67,13 +67,18 @@ def read_losstable(path: str | os.PathLike, benchmark: str | None = None) -> Los
     path = Path(path)
     benchmark = benchmark or path.stem
     try:
-        frame = pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
+        # header=None: the header as written (pandas would rename a repeated column '200' to '200.1')
+        frame = pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", dtype=str, keep_default_na=False, header=None)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise LossTableError(f"{path}: cannot be read as a loss table: {err}") from err
-    header = [str(c).strip() for c in frame.columns]
+    header = [str(c).strip() for c in frame.iloc[0]]
+    frame = frame.iloc[1:].reset_index(drop=True)
     for required in (NAME_COLUMN, "0", PARAMS_COLUMN, FAMILY_COLUMN):
         if required not in header:
             raise LossTableError(f"{path}: missing column '{required}' (columns: {', '.join(header)})")
+    repeated = [c for i, c in enumerate(header) if c in header[:i]]
+    if repeated:
+        raise LossTableError(f"{path}: column '{repeated[0]}' appears more than once in the header")
     frame.columns = header
     size_columns = [c for c in header if c not in (NAME_COLUMN, PARAMS_COLUMN, FAMILY_COLUMN)]
     sizes = []

@@ -105,12 +105,6 @@ def kernel_spectrum(kernel: np.ndarray, residuals: np.ndarray) -> tuple[np.ndarr
     return np.maximum(eigenvalues, 0.0), vectors.T @ residuals
 
 
-def expm_symmetric(kernel: np.ndarray, scale: float) -> np.ndarray:
-    """exp(scale * Theta) = U diag(exp(scale * lambda)) U^T for a symmetric Theta."""
-    eigenvalues, vectors = np.linalg.eigh(0.5 * (kernel + kernel.T))
-    return (vectors * np.exp(scale * eigenvalues)) @ vectors.T
-
-
 def probe_indices(n_train: int, n_probes: int, seed: int) -> list[int]:
     """A seeded sample of min(n_probes, n_train) distinct training indices, in ascending order."""
     rng = np.random.default_rng(seed)

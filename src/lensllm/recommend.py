@@ -65,16 +65,18 @@ class Recommendation:
     flops_at_full: Mapping[str, float]
     coverage: Mapping[str, str]
     settle_p_best: float
+    flops_budget: float | None = None
 
     def forecast_of(self, method: str) -> Forecast:
         """The forecast of `method`."""
         return next(f for f in self.forecasts if f.method == method)
 
     def ranking(self, method: str | None = None) -> list[tuple[str, float]]:
-        """(model, P(best)) under `method` (default the pick method), best first; ties by median."""
+        """(model, P(best)) under `method` (default the pick method), best first; P(best) equal to 4
+        decimals (all but nothing, say) ranks by the median."""
         f = self.forecast_of(method or self.pick_method)
-        order = sorted(range(len(f.models)), key=lambda i: (-f.p_best()[i], f.median[i]))
         p = f.p_best()
+        order = sorted(range(len(f.models)), key=lambda i: (-round(float(p[i]), 4), f.median[i]))
         return [(f.models[i], float(p[i])) for i in order]
 
     @property
@@ -115,10 +117,12 @@ def recommend(
     settle_p_best: float = 0.8,
     coverage: Mapping[str, str] | None = None,
     terms: ModelTerms | None = None,
+    flops_budget: float | None = None,
 ) -> Recommendation:
     """Forecast every candidate's loss at `full_size` with each method from the table's columns up to
     `budget` (nothing above it is read) and make the recommendation. `flops[(model, size)]` are the
-    measured FLOPs of the fine-tunes; `coverage[method]` the measured coverage text of its intervals."""
+    measured FLOPs of the fine-tunes; `coverage[method]` the measured coverage text of its intervals;
+    `flops_budget` the FLOPs budget that chose `budget`, if one did."""
     if pick_method not in methods:
         raise ValueError(f"key 'select.pick_method': {pick_method} is not one of select.methods {list(methods)}")
     if len(table.models) < 2:
@@ -135,7 +139,7 @@ def recommend(
     spent = {m: float(sum(f for (model, size), f in flops.items() if model == m and size <= budget)) for m in table.models}
     at_full = {m: float(flops[(m, budget)] * full_size / budget) for m in table.models}
     return Recommendation(table.benchmark, budget, full_size, uncertainty.level, pick_method, forecasts, spent, at_full,
-                          dict(coverage or {}), settle_p_best)
+                          dict(coverage or {}), settle_p_best, flops_budget)
 
 
 def recommendation_frame(recommendations: Sequence[Recommendation]) -> pd.DataFrame:
@@ -190,10 +194,15 @@ def recommendation_markdown(recommendations: Sequence[Recommendation], title: bo
         if step is None:
             out.append(f"P(best) of the pick is at least {r.settle_p_best:.2f}: no further fine-tune is needed to decide.")
         else:
+            rerun = (f"`select.budget: {step.size}`" if r.flops_budget is None else
+                     f"a `select.flops_budget` that buys {step.size} (at least {_flops(r.flops_budget + step.flops)})")
+            others = [m for m in r.flops_spent if m not in step.models]
             out.append(
                 f"**To settle it:** fine-tune {', '.join(step.models)} at {step.size} examples "
                 f"(about {_flops(step.flops)} FLOPs, {step.flops / max(sum(r.flops_spent.values()), 1e-300):.1f}x "
-                f"what this selection spent), then rerun with `select.budget: {step.size}`."
+                f"what this selection spent), then rerun with {rerun}"
+                + (f" and only these candidates ({', '.join(others)} hold less than {1 - CONTENDER_MASS:.0%} of P(best))."
+                   if others else ".")
             )
         out.append("")
         measured = r.coverage.get(r.pick_method, "not measured")

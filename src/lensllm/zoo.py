@@ -190,11 +190,16 @@ def read_zoo_sheet(path: str | os.PathLike) -> list[ModelSpec]:
             try:
                 values: dict[str, Any] = dict(row)
                 values["mixture"] = [item.split(":") for item in row["mixture"].split(",")]
+                if any(len(pair) != 2 for pair in values["mixture"]):
+                    raise ValueError(f"column 'mixture': {row['mixture']!r} is not written corpus:weight,corpus:weight")
                 for name, kind in (("d_model", int), ("n_layers", int), ("n_heads", int), ("d_ff", int),
                                    ("pretrain_steps", int), ("seed", int), ("lr", float), ("batch_size", int),
                                    ("seq_len", int), ("weight_decay", float)):
                     if name in values:
-                        values[name] = kind(values[name])
+                        try:
+                            values[name] = kind(values[name])
+                        except (TypeError, ValueError):
+                            raise ValueError(f"column '{name}': {values[name]!r} is not {'an integer' if kind is int else 'a number'}") from None
                 specs.append(ModelSpec.from_dict(values))
             except (KeyError, ValueError) as err:
                 raise ValueError(f"{path}: line {line}: not a valid model spec: {err}") from err

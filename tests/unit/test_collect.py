@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from lensllm.collect import GridError, collect_grid
+from lensllm.collect import GridError, collect_grid, read_runs
 
 
 def _job(tmp_path, model, size, loss, benchmark="wiki"):
@@ -42,3 +42,44 @@ def test_a_broken_job_file_is_named(tmp_path):
     path.write_text("{")
     with pytest.raises(GridError, match="x.json: not a readable job result"):
         collect_grid([path], "wiki", {})
+
+
+def test_a_job_result_without_the_keys_the_analysis_needs_is_named(tmp_path):
+    path = _job(tmp_path, "a", 16, 4.0)
+    record = json.loads(path.read_text())
+    del record["test_loss"], record["tokens_seen"]
+    path.write_text(json.dumps(record))
+    with pytest.raises(GridError, match=r"a/16\.json: job result lacks \['test_loss', 'tokens_seen'\]"):
+        collect_grid([path], "wiki", {})
+
+
+def test_a_result_of_another_benchmark_is_named(tmp_path):
+    paths = [_job(tmp_path, "a", 0, 5.0), _job(tmp_path, "a", 16, 4.0, benchmark="debsum")]
+    with pytest.raises(GridError, match=r"debsum/a/16\.json: a result of benchmark 'debsum', not 'wiki'"):
+        collect_grid(paths, "wiki", {})
+
+
+def test_a_second_result_for_the_same_model_and_size_is_named(tmp_path):
+    first = _job(tmp_path, "a", 16, 4.0)
+    copy = tmp_path / "copy.json"
+    copy.write_text(first.read_text())
+    with pytest.raises(GridError, match=r"copy\.json: a second result for model 'a' at size 16"):
+        collect_grid([_job(tmp_path, "a", 0, 5.0), first, copy], "wiki", {})
+
+
+def test_a_grid_without_zero_shot_results_is_named(tmp_path):
+    paths = [_job(tmp_path, m, s, 4.0) for m in ("a", "b") for s in (16, 32)]
+    with pytest.raises(GridError, match=r"wiki: the grid has no zero-shot \(size 0\) results"):
+        collect_grid(paths, "wiki", {})
+
+
+def test_a_runs_table_without_its_columns_is_named(tmp_path):
+    paths = [_job(tmp_path, "a", s, 5.0 - s / 16) for s in (0, 16, 32)]
+    runs = collect_grid(paths, "wiki", {})[3]
+    good = tmp_path / "runs.tsv"
+    runs.to_csv(good, sep="\t", index=False)
+    assert read_runs(good)["steps"].tolist() == [0, 2, 4]
+    bad = tmp_path / "bad.tsv"
+    runs.drop(columns=["steps", "hessian_trace"]).to_csv(bad, sep="\t", index=False)
+    with pytest.raises(GridError, match=r"bad\.tsv: the runs table lacks the columns \['hessian_trace', 'steps'\]"):
+        read_runs(bad)

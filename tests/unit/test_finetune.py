@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from lensllm.data import Benchmark, Example, write_benchmark
 from lensllm.finetune import (
     FinetuneConfig,
     ModelLoadError,
+    collate_rows,
     encode_examples,
     finetune,
     load_model,
@@ -120,10 +122,96 @@ def test_zero_shot_is_the_untrained_loss(models):
 def test_measured_flops_match_six_n_d_on_a_causal_model(tmp_path, models, arch):
     spec = ModelSpec("wide", arch, 128, 2, 4, 512, 0, (("toy", 1.0),))
     pretrain_model(spec, models[arch], {"toy": ["unused"]}, tmp_path / "wide")  # tokenizer of the tiny model
-    result = finetune(str(tmp_path / "wide"), LM, 16, replace(CONFIG, epochs=1))
+    config = replace(CONFIG, epochs=1, batch_size=16)
+    result = finetune(str(tmp_path / "wide"), LM, 16, config)
     ratio = result.flops_measured / result.flops_analytic
     assert 0.8 <= ratio <= 1.2, ratio
-    assert result.flops_measured == pytest.approx(result.flops_per_token_measured * result.tokens_seen)
+    # One batch of all 16 examples, padded to the longest: its positions are the tokens seen.
+    rows = encode_examples(LM.train[:16], load_model(str(tmp_path / "wide")), "lm", config)
+    assert result.tokens_seen == 16 * max(len(inputs) for inputs, _ in rows)
+
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "config.yaml"
+
+
+def _zoo_model(spec, vocab_size):
+    """An untrained model of a zoo spec (FLOPs do not depend on the weights), with `vocab_size` tokens."""
+    from transformers import AutoModelForCausalLM, T5ForConditionalGeneration
+
+    from lensllm.zoo import build_config
+
+    class Vocabulary:
+        pad_token_id, bos_token_id, eos_token_id = 0, 1, 2
+
+        def __len__(self):
+            return vocab_size
+
+    config = build_config(spec, Vocabulary())
+    return T5ForConditionalGeneration(config) if spec.architecture == "t5" else AutoModelForCausalLM.from_config(config)
+
+
+def _rows(encoder_decoder, source, target):
+    """Four equal rows: `source` encoder positions and `target` decoder positions (T5), or one
+    causal sequence of `source` unlabelled then `target` labelled positions."""
+    if encoder_decoder:
+        return [(list(range(3, 3 + source)), list(range(3, 3 + target)))] * 4
+    return [(list(range(3, 3 + source + target)), [-100] * source + list(range(3, 3 + target)))] * 4
+
+
+def _default_zoo():
+    import yaml
+
+    from lensllm.zoo import read_zoo_sheet
+
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    return read_zoo_sheet(DEFAULT_CONFIG.parent.parent / config["zoo"]), config
+
+
+@pytest.mark.parametrize("source, target", [(49, 9), (1, 65)])
+def test_measured_flops_are_the_matrix_products_of_the_default_zoo(source, target):
+    """FlopCounterMode's count per token position, against the FLOPs of the matrix products by hand
+    (2 m n k each, x3 for forward and backward): every weight matrix once per position it sees
+    (biases and norms do no matrix product), the output head V x d, and attention's Q K^T and A V,
+    12 d T per position and layer for T positions (T5: encoder S x S, decoder T x T, cross T x S)."""
+    from lensllm.finetune import _measure_flops_per_token
+
+    zoo, config = _default_zoo()
+    vocab = config["pretraining"]["vocab_size"]
+    for spec in zoo:
+        d, layers, ff = spec.d_model, spec.n_layers, spec.d_ff
+        t5 = spec.architecture == "t5"
+        model = _zoo_model(spec, vocab)
+        if t5:  # encoder layer: self-attention + FF; decoder layer: self-attention, cross-attention, FF
+            total = (6 * (source * layers * (4 * d * d + 2 * d * ff) + target * layers * (6 * d * d + 2 * d * ff)
+                          + source * layers * 2 * d * d + target * vocab * d)
+                     + 12 * d * layers * (source * source + target * target + target * source))
+            expected = total / (source + target)
+        else:
+            mlp = (2 if spec.architecture == "gpt2" else 3) * d * ff  # Llama's MLP is gated
+            expected = 6 * (layers * (4 * d * d + mlp) + vocab * d) + 12 * layers * (source + target) * d
+        measured = _measure_flops_per_token(model, [collate_rows(_rows(t5, source, target), 0)], t5)
+        assert measured == pytest.approx(expected, rel=1e-12), spec.name
+
+
+def test_measured_over_analytic_flops_is_in_the_documented_range():
+    """README: measured / analytic = 1.04-1.15 for the causal models of the default zoo and 0.46-0.67
+    for its T5, over the sequences of the default length caps (max_len_source 48, max_len_target 64):
+    an lm benchmark at the cap, and pairs with the source at the cap and 8 to 64 target tokens."""
+    from lensllm.finetune import _matmul_params, _measure_flops_per_token
+
+    zoo, config = _default_zoo()
+    src, tgt = config["finetune"]["max_len_source"], config["finetune"]["max_len_target"]
+    ratios = {"causal": [], "t5": []}
+    for spec in zoo:
+        t5 = spec.architecture == "t5"
+        model = _zoo_model(spec, config["pretraining"]["vocab_size"])
+        # causal: bos + source + separator | target + eos; T5: source + eos | target + eos
+        shapes = [(1, tgt + 1)] + [(src + (1 if t5 else 2), n + 1) for n in (8, tgt)]
+        for source, target in shapes:
+            measured = _measure_flops_per_token(model, [collate_rows(_rows(t5, source, target), 0)], t5)
+            ratios["t5" if t5 else "causal"].append(measured / (6 * _matmul_params(model)))
+    assert 1.04 <= min(ratios["causal"]) and max(ratios["causal"]) <= 1.15, ratios["causal"]
+    assert 0.46 <= min(ratios["t5"]) and max(ratios["t5"]) <= 0.67, ratios["t5"]
 
 
 def test_unknown_model_is_named(tmp_path):

@@ -54,6 +54,25 @@ def test_a_fit_recovers_the_parameters_it_was_made_from():
         assert fit.params[name] == pytest.approx(value, rel=1e-3)
 
 
+def test_a_fit_whose_optimum_lies_on_a_bound_reports_hit_bound_and_still_predicts():
+    """A rectified curve with E = 0, the lower bound of E: the fit recovers it, on the bound."""
+    sizes = np.array([0, 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600], float)
+    fit = fit_law(RECTIFIED, sizes, 300.0 / (150.0 + sizes**0.6))
+    assert fit.status is FitStatus.HIT_BOUND and fit.message == "at bound: E" and fit.ok
+    assert fit.params["E"] == pytest.approx(0.0, abs=1e-9) and fit.params["beta"] == pytest.approx(0.6, rel=1e-6)
+    assert fit.predict([1e5])[0] == pytest.approx(300.0 / (150.0 + 1e5**0.6), rel=1e-6)
+
+
+def test_a_fit_that_runs_out_of_iterations_fails_instead_of_returning_its_last_point(monkeypatch):
+    import lensllm.fitting
+
+    monkeypatch.setattr(lensllm.fitting, "MAX_ITERATIONS", 2)
+    sizes = np.array([0, 100, 200, 400, 800, 1600, 3200, 6400], float)
+    losses = RECTIFIED.predict(RECTIFIED.theta({"B": 300.0, "D_l": 150.0, "beta": 0.6, "E": 1.1}), sizes) * (1 + 0.01 * np.sin(sizes))
+    fit = fit_law(RECTIFIED, sizes, losses)
+    assert fit.status is FitStatus.FAILED and fit.message == "no convergence in 2 iterations" and not fit.ok
+
+
 def test_same_seed_same_fit_and_results_are_frozen(published_dir):
     table = read_losstable(published_dir / "flan.csv")
     sizes = table.train_sizes()

@@ -50,11 +50,24 @@ def _drop_column(name):
         (lambda h, rows: rows[0].__setitem__(5, ""), "row 2 (model 'MBZUAI/LaMini-GPT-124M'), column '1600'"),
         (lambda h, rows: rows.append(list(rows[1])), "row 32, column 'config name': model 'MBZUAI/LaMini-GPT-774M' duplicates row 3"),
         (lambda h, rows: h.__setitem__(4, "eight hundred"), "column 'eight hundred' is neither a data size"),
+        (lambda h, rows: h.__setitem__(4, "200"), "column '200' appears more than once in the header"),
+        (lambda h, rows: (h.__setitem__(3, "800"), h.__setitem__(4, "400")),
+         "data-size columns must be distinct and increasing, found ['0', '200', '800', '400', "),
+        (lambda h, rows: rows[4].__setitem__(0, " "), "row 6, column 'config name': empty model name"),
+        (lambda h, rows: rows.clear(), ": no model rows"),
     ],
 )
 def test_bad_input_names_file_row_and_column(published_dir, tmp_path, edit, expected):
+    """Each check of `read_losstable`, triggered by one edit of the published FLAN table."""
     path = _broken(published_dir, tmp_path, edit)
     with pytest.raises(LossTableError) as err:
         read_losstable(path)
     assert str(path) in str(err.value)
     assert expected in str(err.value)
+
+
+def test_a_table_with_fewer_than_two_data_sizes_is_refused(tmp_path):
+    path = tmp_path / "short.csv"
+    path.write_text("config name,0,200,size,family\nm,3.0,2.5,10,f\n")
+    with pytest.raises(LossTableError, match=r"short\.csv: needs zero-shot plus at least two data sizes, found \['0', '200'\]"):
+        read_losstable(path)

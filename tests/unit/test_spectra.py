@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -100,3 +101,14 @@ def test_layer_exponents_equal_weightwatchers():
             assert fit.alpha == pytest.approx(reference[name], rel=1e-6), name
             checked += 1
     assert checked >= 12
+
+
+@pytest.mark.parametrize("text, reason", [("[1, 2", "Expecting"), ('{"model": "m"}', "layers"),
+                                          ('{"layers": [["l", {"alpha": 3.0}]]}', "missing")])
+def test_unreadable_weight_metrics_are_named(tmp_path, text, reason):
+    path = tmp_path / "w.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=rf"{re.escape(str(path))}: not weight metrics written by lensllm.spectra: .*{reason}"):
+        read_weight_metrics(path)
+    with pytest.raises(ValueError, match=rf"{re.escape(str(tmp_path / 'absent.json'))}: not weight metrics"):
+        read_weight_metrics(tmp_path / "absent.json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,30 @@ def test_sample_texts_respects_budget_and_seed():
     sample = sample_texts(texts, 200, seed=3)
     assert sum(map(len, sample["wiki"])) <= 200 and sample == sample_texts(texts, 200, seed=3)
     assert sample["wiki"] == [t for t in texts["wiki"] if t in sample["wiki"]]  # original order kept
+
+
+@pytest.mark.parametrize(
+    "column, value, expected",
+    [("d_model", "forty", r"line 3: not a valid model spec: column 'd_model': 'forty' is not an integer"),
+     ("lr", "", r"line 3: not a valid model spec: column 'lr': '' is not a number"),
+     ("architecture", "mamba", r"line 3: not a valid model spec: model spec 'llama-xs-instruct': architecture must be one of"),
+     ("mixture", "wiki", r"line 3: not a valid model spec: column 'mixture': 'wiki' is not written corpus:weight,corpus:weight"),
+     ("mixture", "wiki:-1", r"line 3: not a valid model spec: model spec 'llama-xs-instruct': the mixture needs non-negative weights"),
+     ("n_heads", "5", r"line 3: not a valid model spec: model spec 'llama-xs-instruct': d_model 48 is not divisible by n_heads 5")],
+)
+def test_a_malformed_zoo_sheet_is_named_with_its_line(tmp_path, column, value, expected):
+    lines = [line.split("\t") for line in ZOO_SHEET.read_text().splitlines()]
+    lines[2][lines[0].index(column)] = value
+    sheet = tmp_path / "zoo.tsv"
+    sheet.write_text("\n".join("\t".join(line) for line in lines) + "\n")
+    with pytest.raises(ValueError, match=rf"{re.escape(str(sheet))}: {expected}"):
+        read_zoo_sheet(sheet)
+
+
+def test_a_zoo_sheet_without_a_column_is_named(tmp_path):
+    lines = [line.split("\t") for line in ZOO_SHEET.read_text().splitlines()]
+    i = lines[0].index("mixture")
+    sheet = tmp_path / "zoo.tsv"
+    sheet.write_text("\n".join("\t".join(line[:i] + line[i + 1:]) for line in lines) + "\n")
+    with pytest.raises(ValueError, match=rf"{re.escape(str(sheet))}: line 2: not a valid model spec: 'mixture'"):
+        read_zoo_sheet(sheet)

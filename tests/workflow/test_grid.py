@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -11,7 +12,7 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import QUICK, quick_run, run_snakemake, snakemake_command
+from conftest import QUICK, make_command, quick_run, run_make, run_snakemake
 
 MODELS = ["gpt2-xs", "llama-xs", "t5-xs"]
 BENCHMARKS = ["wiki", "debsum", "instruct"]
@@ -52,49 +53,52 @@ def test_zoo_models_load_like_hub_models(quick_results):
         assert config.is_encoder_decoder == (model == "t5-xs")
 
 
-def test_a_killed_run_resumes_without_redoing_finished_jobs(tmp_path, sources_dir, quick_results):
-    # The quick run's data and zoo stay; the grid and the analysis are redone, killed, resumed.
+def finished_finetune_jobs(log: str, finetune) -> list:
+    """The output directories of the fine-tuning jobs Snakemake's log reports as finished (a job
+    whose files were written but whose end Snakemake did not see is rightly redone)."""
+    started = {}
+    for block in log.split("rule finetune_model:\n")[1:]:
+        jobid = re.search(r"^\s+jobid: (\d+)$", block, re.MULTILINE)
+        wildcards = re.search(r"^\s+wildcards: benchmark=([\w-]+), model=([\w.-]+)$", block, re.MULTILINE)
+        started[jobid.group(1)] = finetune / wildcards.group(1) / wildcards.group(2)
+    return [started[j] for j in re.findall(r"Finished jobid: (\d+) \(Rule: finetune_model\)", log)]
+
+
+def test_make_quick_killed_with_sigkill_resumes_when_run_again_redoing_only_unfinished_jobs(tmp_path, sources_dir, quick_results):
+    # The quick run's data and zoo stay; the grid and the analysis are redone by `make quick`,
+    # killed hard (SIGKILL to make, the launcher, Snakemake and its jobs, as a crash or a lost
+    # terminal would), and `make quick` is run again, unchanged.
     subprocess.run(["cp", "-a", f"{quick_results}/.", str(tmp_path)], check=True)
     results = tmp_path / "results" / "quick"
     for path in results.iterdir():
         if path.name not in ("data", "zoo"):
             subprocess.run(["rm", "-r", str(path)], check=True)
     finetune = results / "finetune"
-    command, env = snakemake_command(tmp_path, "--cores", "2", "--configfile", QUICK, "--config", f"sources_dir={sources_dir}")
-    log = tmp_path / "snakemake.out"
+    args = f"--directory {tmp_path} --config sources_dir={sources_dir}"
+    command, env = make_command("quick", ARGS=args)
+    log = tmp_path / "make.out"
     with open(log, "w") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-        def finished_jobs() -> int:
-            return log.read_text().count("(Rule: finetune_model)")
-
         deadline = time.time() + 600
-        while time.time() < deadline and process.poll() is None and finished_jobs() < 2:
+        while time.time() < deadline and process.poll() is None and log.read_text().count("(Rule: finetune_model)") < 2:
             time.sleep(0.2)
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-            killed_outright = False
-        except subprocess.TimeoutExpired:
-            # Snakemake's SIGTERM handler can wait forever for a lock its main thread holds while
-            # choosing jobs; then the run is killed outright, as by a power cut, and must unlock.
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            killed_outright = True
-    jobs = [d for d in finetune.glob("*/*") if len(list(d.glob("*.json"))) == len(SIZES)]
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    jobs = finished_finetune_jobs(log.read_text(), finetune)
     assert len(jobs) >= 2, "fewer than two fine-tuning jobs finished before the kill"
     assert len(jobs) < len(MODELS) * len(BENCHMARKS), "the grid finished before it could be killed"
+    assert list((tmp_path / ".snakemake" / "locks").glob("*.lock")), "the kill left no lock: nothing was tested"
     for path in finetune.glob("*/*/*.json"):
         json.loads(path.read_text())  # nothing half-written
     finished = {p: p.stat().st_mtime_ns for d in jobs for p in d.glob("*.json")}
-    if killed_outright:
-        quick_run(tmp_path, sources_dir, "--unlock")
-    quick_run(tmp_path, sources_dir, "--rerun-incomplete")
+    rerun = run_make("quick", ARGS=args)
+    assert "removed the lock a killed run left" in rerun.stderr
     for path, mtime in finished.items():
         assert path.stat().st_mtime_ns == mtime, f"{path} was redone"
     assert len(list(finetune.glob("*/*/*.json"))) == len(MODELS) * len(BENCHMARKS) * len(SIZES)
     selection = results / "selection.tsv"
     assert selection.read_bytes() == (quick_results / "results" / "quick" / "selection.tsv").read_bytes()
+    assert (results / "report.html").stat().st_size > 0
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,7 @@ def test_paper_mode_writes_every_table_and_figure(paper_results):
     assert set(selection["method"]) == {"AtS", "ZeroShot", "SubTuning", "ModelSize", "RectifiedFit", "VanillaFit", "LensLLM"}
     assert len(selection) == 2 * 7 * 7 * 2
     fits = pd.read_csv(out / "fits.tsv", sep="\t")
-    assert len(fits) == 2 * 30 * 3 and set(fits["status"]) <= {"converged", "hit_bound", "failed"}
+    assert len(fits) == 2 * 30 * 3 and (fits.loc[fits["law"] == "rectified", "status"] != "failed").all()
     rectified = fits[fits["law"] == "rectified"].groupby("benchmark")["rms_log"].mean()
     assert rectified["flan"] <= 0.0065 and rectified["gigaword"] <= 0.0052
 
@@ -49,7 +49,7 @@ def test_workflow_reproduces_the_published_table(paper_results, reference_table1
     selection = pd.read_csv(paper_results / "results" / "paper" / "selection.tsv", sep="\t")
     merged = pd.read_csv(reference_table1, sep="\t").merge(selection, on=["benchmark", "method", "ratio", "metric"], suffixes=("_published", ""))
     assert len(merged) == 112
-    assert (merged["value_raw"] - merged["value_published"]).abs().max() <= 0.15
+    assert (merged["value_raw"] - merged["value_published"]).abs().max() <= 0.06
 
 
 def test_a_second_run_gives_a_byte_identical_selection_table(paper_results, published_dir, tmp_path):

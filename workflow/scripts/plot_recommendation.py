@@ -3,6 +3,7 @@
 from lensllm.analysis import read_model_terms
 from lensllm.logs import log_to
 from lensllm.losstable import read_losstable
+from lensllm.plan import read_plan
 from lensllm.recommend import plot_recommendation
 from lensllm.selection import ModelTerms, SelectionSettings
 from lensllm.uncertainty import UncertaintySettings
@@ -11,5 +12,7 @@ log_to(snakemake.log[0])
 inputs, params = snakemake.input, snakemake.params
 table = read_losstable(inputs.losses, snakemake.wildcards.benchmark)
 terms = read_model_terms(inputs.ntk, inputs.weights, inputs.runs) if hasattr(inputs, "runs") else ModelTerms()
-plot_recommendation(table, params.full_size, params.budget, params.pick_method, snakemake.output[0],
+# With select.flops_budget the budget is the plan's (the largest size the FLOPs budget affords).
+budget = read_plan(inputs.plan).budget if hasattr(inputs, "plan") else params.budget
+plot_recommendation(table, params.full_size, budget, params.pick_method, snakemake.output[0],
                     SelectionSettings(**params.settings), UncertaintySettings(**params.uncertainty), terms)

@@ -3,8 +3,9 @@
 from lensllm.analysis import read_flops, read_model_terms, write_tsv
 from lensllm.logs import log_to
 from lensllm.losstable import read_losstable
-from lensllm.recommend import read_coverage, recommend, recommendation_frame, recommendation_markdown
+from lensllm.plan import plan_summary, read_plan
 from lensllm.atomic import write_text
+from lensllm.recommend import read_coverage, recommend, recommendation_frame, recommendation_markdown
 from lensllm.selection import ModelTerms, SelectionSettings
 from lensllm.uncertainty import UncertaintySettings
 
@@ -13,11 +14,13 @@ inputs, params = snakemake.input, snakemake.params
 table = read_losstable(inputs.losses, snakemake.wildcards.benchmark)
 terms = read_model_terms(inputs.ntk, inputs.weights, inputs.runs) if hasattr(inputs, "runs") else ModelTerms()
 uncertainty = UncertaintySettings(**params.uncertainty)
+# With select.flops_budget the budget is the plan's (the largest size the FLOPs budget affords).
+plan = read_plan(inputs.plan) if hasattr(inputs, "plan") else None
 recommendation = recommend(
     table,
     read_flops(inputs.flops),
     params.full_size,
-    params.budget,
+    plan.budget if plan else params.budget,
     params.methods,
     params.pick_method,
     SelectionSettings(**params.settings),
@@ -25,6 +28,11 @@ recommendation = recommend(
     params.settle_p_best,
     read_coverage(inputs.coverage, uncertainty.level),
     terms,
+    plan.flops_budget if plan else None,
 )
 write_tsv(recommendation_frame([recommendation]), snakemake.output.tsv)
-write_text(snakemake.output.md, recommendation_markdown([recommendation], title=False))
+markdown = recommendation_markdown([recommendation], title=False)
+if plan:  # after the heading: which sizes the FLOPs budget bought
+    heading, rest = markdown.split("\n\n", 1)
+    markdown = f"{heading}\n\n{plan_summary(plan)}\n\n{rest}"
+write_text(snakemake.output.md, markdown)

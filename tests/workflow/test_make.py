@@ -1,0 +1,53 @@
+"""Every Makefile target the README names, run through `make` as a user types it (the long ones as
+dry runs), so that a quoting or argument bug in the Makefile fails here. `make test` is CI itself."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, run_make
+
+
+def test_make_paper_with_the_shared_curves_writes_the_tables_and_the_report(tmp_path, published_dir):
+    run_make("paper", CURVES_DIR=str(published_dir), ARGS=f"--directory {tmp_path}")
+    out = tmp_path / "results" / "paper"
+    selection = pd.read_csv(out / "selection.tsv", sep="\t")
+    assert set(selection["benchmark"]) == {"flan", "gigaword"}
+    assert (out / "report.html").stat().st_size > 0
+    # The coverage select mode prints beside its intervals is what paper mode measures now.
+    assert (out / "coverage.tsv").read_bytes() == (REPO / "config" / "published_coverage.tsv").read_bytes()
+
+
+def test_make_paper_without_shared_curves_plans_the_download_of_every_benchmark(tmp_path):
+    result = run_make("paper", CURVES_DIR="", ARGS=f"--directory {tmp_path} --dry-run")
+    planned = result.stdout.count("rule fetch_published_curves:")
+    assert planned == 3, result.stdout[-2000:]  # flan, gigaword, wmt19 from the pinned URL
+
+
+@pytest.mark.parametrize("target, run_name", [("run", "default"), ("quick", "quick"), ("select", "select")])
+def test_make_grid_targets_plan_their_run(tmp_path, target, run_name):
+    result = run_make(target, ARGS=f"--directory {tmp_path} --dry-run")
+    assert "rule finetune_model:" in result.stdout
+    assert f"results/{run_name}/" in result.stdout
+
+
+def test_make_lint_checks_every_mode():
+    result = run_make("lint")
+    assert result.stdout.count("Congratulations, your workflow is in a good condition!") == 4
+    assert "--configfile config/hub.yaml" in result.stdout
+
+
+def test_make_bench_runs_to_the_end_on_the_quick_grid(quick_local_results, sources_dir, published_dir):
+    result = run_make(
+        "bench",
+        CURVES_DIR=str(published_dir),
+        BENCH_RUN="quick",
+        BENCH_DIR=str(quick_local_results),
+        ARGS=f"--directory {quick_local_results} --config sources_dir={sources_dir}",
+        THROUGHPUT_ARGS="--models gpt2-xs --size 32 --out " + str(quick_local_results / "throughput.tsv"),
+    )
+    assert "batched LM speed-up over scipy" in result.stdout
+    throughput = pd.read_csv(quick_local_results / "throughput.tsv", sep="\t")
+    assert list(throughput["model"]) == ["gpt2-xs"]
+    assert "TOTAL" in result.stdout  # the stage-time table of the quick run
