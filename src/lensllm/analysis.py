@@ -91,6 +91,12 @@ def read_model_terms(
     return ModelTerms(ntk, steps, weights)
 
 
+def terms_of_inputs(inputs) -> ModelTerms:
+    """The model terms among a job's named inputs (`ntk`, `weights`, `runs`: our grid), or none
+    (published curves, or a method that needs none)."""
+    return read_model_terms(inputs.ntk, inputs.weights, inputs.runs) if hasattr(inputs, "runs") else ModelTerms()
+
+
 def write_selections(selections: Sequence[Selection], path: str | os.PathLike) -> None:
     """Write selections as a JSON list, atomically."""
     write_text(path, json.dumps([asdict(s) for s in selections], indent=1) + "\n")

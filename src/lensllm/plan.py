@@ -4,7 +4,7 @@ In select mode with `select.flops_budget` F (the total fine-tuning FLOPs of the 
 one benchmark, every candidate together), the sizes are not given but chosen here, before any
 fine-tune runs. Each candidate m's fine-tune on s examples is bounded from above by
 
-    FLOPs(m, s) = 6 * N_m * T_m * epochs * s * A_m
+    FLOPs(m, s) = (6 * N_m * T_m + attention_m) * epochs * s
 
 (forward + backward, Kaplan et al.; `lensllm.cost`), where
 - N_m is the number of parameters that take part in matrix products (`n_params_matmul`: every
@@ -17,10 +17,11 @@ fine-tune runs. Each candidate m's fine-tune on s examples is bounded from above
   to its longest row, so no training position costs more. For an encoder-decoder model, whose
   encoder parameters see only the source positions and its decoder parameters (output projection
   included) only the target positions, T_m = (N_enc * longest source + N_dec * longest target) / N_m;
-- A_m = `ATTENTION_HEADROOM` (1.15) for a decoder-only model: attention's own products, which
-  6 * N * T leaves out, add 4-15% at the default length caps (measured / analytic FLOPs, a test of
-  `lensllm.finetune` checks the range); 1 for an encoder-decoder model, whose measured FLOPs are
-  below 6 * N * (source + target).
+- attention's own products, which 6 * N * T leaves out, are added per example: Q K^T and A V cost
+  12 * d * T^2 per layer over a sequence of T positions (forward and backward, d = heads x head
+  width), so 12 * d * L * T^2 for L decoder layers, and for an encoder-decoder
+  12 * d * (L_enc * S^2 + L_dec * (T^2 + T * S)) with S source and T target positions (self- and
+  cross-attention), at the longest example's S and T.
 
 The budget b is the largest of `sizes` such that  sum over the candidates m and the sizes s <= b of
 FLOPs(m, s) <= F, with at least two training sizes (a curve); a F too small for the two smallest
@@ -51,8 +52,6 @@ if TYPE_CHECKING:
     from lensllm.data import Benchmark
 
 LOG = logging.getLogger(__name__)
-# Measured / analytic FLOPs of decoder-only models at the default length caps is at most 1.15.
-ATTENTION_HEADROOM = 1.15
 FLOPS_BUDGET_KEY = "select.flops_budget"
 
 
@@ -68,11 +67,11 @@ class CandidateCost:
     n_params: int
     n_params_matmul: int
     tokens_per_example: float
-    attention: float = 1.0
+    attention_flops: float = 0.0
 
     def finetune_flops(self, size: int, epochs: int) -> float:
-        """6 * n_params_matmul * tokens_per_example * epochs * size * attention."""
-        return 6.0 * self.n_params_matmul * self.tokens_per_example * epochs * size * self.attention
+        """(6 * n_params_matmul * tokens_per_example + attention_flops) * epochs * size."""
+        return (6.0 * self.n_params_matmul * self.tokens_per_example + self.attention_flops) * epochs * size
 
 
 @dataclass(frozen=True)
@@ -109,10 +108,10 @@ class SelectionPlan:
             "total_flops": self.total_flops,
             "cumulative_flops": {str(b): self.cumulative_flops(b) for b in self.candidate_sizes},
             "models": {c.model: {"n_params": c.n_params, "n_params_matmul": c.n_params_matmul,
-                                 "tokens_per_example": c.tokens_per_example, "attention": c.attention}
+                                 "tokens_per_example": c.tokens_per_example, "attention_flops": c.attention_flops}
                        for c in self.costs},
             "flops": {m: {str(s): f for s, f in per_size.items()} for m, per_size in self.flops.items()},
-            "formula": "6 * n_params_matmul * tokens_per_example * epochs * size * attention",
+            "formula": "(6 * n_params_matmul * tokens_per_example + attention_flops) * epochs * size",
         }
 
 
@@ -204,15 +203,34 @@ def token_positions(path: str, benchmark: Benchmark, examples: int, max_len_sour
     return float(max(len(inputs) for inputs, _ in rows)), float(targets)
 
 
+def attention_flops(path: str, source: float, target: float, gguf_file: str | None = None) -> float:
+    """Attention's products per example (forward and backward) of the model at `path` on `source`
+    input positions (and `target` decoder positions for an encoder-decoder): 12 * d * L * T^2, or
+    12 * d * (L_enc * S^2 + L_dec * (T^2 + T * S)), with d = heads x head width (module docstring)."""
+    from transformers import AutoConfig
+
+    from lensllm.finetune import resolve_model_path
+
+    config = AutoConfig.from_pretrained(resolve_model_path(path), **({"gguf_file": gguf_file} if gguf_file else {}))
+    heads = config.num_attention_heads
+    width = heads * (getattr(config, "head_dim", None) or getattr(config, "d_kv", None) or config.hidden_size // heads)
+    if not config.is_encoder_decoder:
+        return 12.0 * width * config.num_hidden_layers * source**2
+    decoder_layers = getattr(config, "num_decoder_layers", None) or config.num_hidden_layers
+    return 12.0 * width * (config.num_hidden_layers * source**2 + decoder_layers * (target**2 + target * source))
+
+
 def measure_candidate(name: str, path: str, benchmark: Benchmark, examples: int, max_len_source: int,
                       max_len_target: int, gguf_file: str | None = None) -> CandidateCost:
-    """The parameter counts and tokens per example of candidate `name` (model at `path`)."""
+    """The parameter counts, tokens per example and attention FLOPs of candidate `name` (model at `path`)."""
     n_params, n_matmul, n_encoder = count_parameters(path, gguf_file)
     inputs, targets = token_positions(path, benchmark, examples, max_len_source, max_len_target,
                                       n_encoder is not None, gguf_file)
+    attention = attention_flops(path, inputs, targets, gguf_file)
     if n_encoder is None:
-        return CandidateCost(name, n_params, n_matmul, inputs, ATTENTION_HEADROOM)
-    return CandidateCost(name, n_params, n_matmul, (n_encoder * inputs + (n_matmul - n_encoder) * targets) / n_matmul)
+        return CandidateCost(name, n_params, n_matmul, inputs, attention)
+    weighted = (n_encoder * inputs + (n_matmul - n_encoder) * targets) / n_matmul
+    return CandidateCost(name, n_params, n_matmul, weighted, attention)
 
 
 def write_plan(plan: SelectionPlan, path: str | os.PathLike) -> None:

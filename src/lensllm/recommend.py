@@ -22,7 +22,6 @@ what it has been measured to be.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from typing import Mapping, Sequence

@@ -1,19 +1,15 @@
 """Snakemake adapter: loss table (+ model terms on our grid) -> coverage and log score of each
 predicting method's intervals at every budget (TSV)."""
 
-from lensllm.analysis import read_model_terms, write_tsv
+from lensllm.analysis import terms_of_inputs, write_tsv
 from lensllm.logs import log_to
 from lensllm.losstable import read_losstable
-from lensllm.selection import ModelTerms, SelectionSettings
+from lensllm.selection import SelectionSettings
 from lensllm.uncertainty import UncertaintySettings, calibration
 
 log_to(snakemake.log[0])
 table = read_losstable(snakemake.input.losses, snakemake.wildcards.benchmark)
-terms = (
-    read_model_terms(snakemake.input.ntk, snakemake.input.weights, snakemake.input.runs)
-    if hasattr(snakemake.input, "runs")
-    else ModelTerms()
-)
+terms = terms_of_inputs(snakemake.input)
 uncertainty = UncertaintySettings(**snakemake.params.uncertainty)
 frame = calibration(
     table,

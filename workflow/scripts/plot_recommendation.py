@@ -1,17 +1,17 @@
 """Snakemake adapter: loss table up to the budget -> the figure of each candidate's forecast out to N."""
 
-from lensllm.analysis import read_model_terms
+from lensllm.analysis import terms_of_inputs
 from lensllm.logs import log_to
 from lensllm.losstable import read_losstable
 from lensllm.plan import read_plan
 from lensllm.recommend import plot_recommendation
-from lensllm.selection import ModelTerms, SelectionSettings
+from lensllm.selection import SelectionSettings
 from lensllm.uncertainty import UncertaintySettings
 
 log_to(snakemake.log[0])
 inputs, params = snakemake.input, snakemake.params
 table = read_losstable(inputs.losses, snakemake.wildcards.benchmark)
-terms = read_model_terms(inputs.ntk, inputs.weights, inputs.runs) if hasattr(inputs, "runs") else ModelTerms()
+terms = terms_of_inputs(inputs)
 # With select.flops_budget the budget is the plan's (the largest size the FLOPs budget affords).
 budget = read_plan(inputs.plan).budget if hasattr(inputs, "plan") else params.budget
 plot_recommendation(table, params.full_size, budget, params.pick_method, snakemake.output[0],

@@ -1,18 +1,18 @@
 """Snakemake adapter: loss table up to the budget + measured FLOPs -> the recommendation of one benchmark."""
 
-from lensllm.analysis import read_flops, read_model_terms, write_tsv
+from lensllm.analysis import read_flops, terms_of_inputs, write_tsv
+from lensllm.atomic import write_text
 from lensllm.logs import log_to
 from lensllm.losstable import read_losstable
 from lensllm.plan import plan_summary, read_plan
-from lensllm.atomic import write_text
 from lensllm.recommend import read_coverage, recommend, recommendation_frame, recommendation_markdown
-from lensllm.selection import ModelTerms, SelectionSettings
+from lensllm.selection import SelectionSettings
 from lensllm.uncertainty import UncertaintySettings
 
 log_to(snakemake.log[0])
 inputs, params = snakemake.input, snakemake.params
 table = read_losstable(inputs.losses, snakemake.wildcards.benchmark)
-terms = read_model_terms(inputs.ntk, inputs.weights, inputs.runs) if hasattr(inputs, "runs") else ModelTerms()
+terms = terms_of_inputs(inputs)
 uncertainty = UncertaintySettings(**params.uncertainty)
 # With select.flops_budget the budget is the plan's (the largest size the FLOPs budget affords).
 plan = read_plan(inputs.plan) if hasattr(inputs, "plan") else None
