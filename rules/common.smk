@@ -123,12 +123,17 @@ def check_benchmark_names():
         )
 
 
+def conda_jobs():
+    """Whether the jobs run in conda environments (--sdm conda), not with the `python` on PATH."""
+    from snakemake_interface_executor_plugins.settings import DeploymentMethod
+
+    return DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+
+
 def check_job_python():
     """Shell rules run `python -m lensllm...`: that python must import lensllm (unless conda
     environments are deployed for the jobs)."""
-    from snakemake_interface_executor_plugins.settings import DeploymentMethod
-
-    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+    if conda_jobs():
         return
     python = shutil.which("python")
     found = python and subprocess.run(
@@ -157,7 +162,8 @@ def user_data_spec(name):
 
 def check_user_data():
     """Load each user data file as its build job will, before any job runs (skipped once its
-    benchmark file is built and newer than the data files), and stop on the first bad one.
+    benchmark file is built and newer than the data files, and left to the build job when the jobs
+    run in conda environments), and stop on the first bad one.
     """
     for name in BENCHMARKS:
         if name not in USER_DATA:
@@ -167,8 +173,10 @@ def check_user_data():
             if path is not None and not Path(path).is_file():
                 config_error(f"key 'user_data.{name}.{key}': no file at {path}")
         built = Path(f"{RESULTS}/data/{name}.jsonl")
-        if built.is_file() and all(
-            built.stat().st_mtime > Path(p).stat().st_mtime for p in files if p
+        if (
+            conda_jobs()
+            or built.is_file()
+            and all(built.stat().st_mtime > Path(p).stat().st_mtime for p in files if p)
         ):
             continue
         result = subprocess.run(

@@ -29,7 +29,6 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from lensllm.atomic import atomic_path
 from lensllm.losstable import LossTable
 from lensllm.selection import ModelTerms, SelectionSettings
 from lensllm.uncertainty import Forecast, UncertaintySettings, forecast
@@ -253,49 +252,3 @@ def read_coverage(path: str | os.PathLike, level: float) -> dict[str, str]:
         + " (published curves)"
         for method, rows in frame.groupby("method", sort=False)
     }
-
-
-def plot_recommendation(table: LossTable, full_size: int, budget: int, method: str, path: str | os.PathLike,
-                        settings: SelectionSettings | None = None, uncertainty: UncertaintySettings | None = None,
-                        terms: ModelTerms | None = None, points: int = 12) -> None:
-    """Each candidate's measured points up to the budget, and `method`'s predicted curve with its band
-    (the forecast at sizes from 2 x budget out to N, log-spaced) on log-log axes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    uncertainty = uncertainty or UncertaintySettings()
-    targets = sorted({int(round(x)) for x in np.geomspace(2 * budget, full_size, points)} | {full_size})
-    curves = [forecast(method, table, [budget], t, settings, terms, uncertainty)[0] for t in targets]
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for k, model in enumerate(table.models):
-        color = colors[k % len(colors)]
-        sizes = table.train_sizes(budget)
-        ax.plot(sizes, table.curve(model, sizes), "o", color=color, label=model)
-        xs, med, lo, hi = [], [], [], []
-        for t, f in zip(targets, curves):
-            if model in f.models:
-                i = f.models.index(model)
-                low, high = f.interval(uncertainty.level)
-                xs.append(t)
-                med.append(f.median[i])
-                lo.append(low[i])
-                hi.append(high[i])
-        if xs:
-            ax.plot([sizes[-1], *xs], [table.curve(model, [sizes[-1]])[0], *med], "-", color=color)
-            ax.fill_between(xs, lo, hi, color=color, alpha=0.15)
-    ax.axvline(budget, color="grey", linestyle=":", linewidth=1)
-    ax.axvline(full_size, color="black", linestyle="--", linewidth=1)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("training examples D (dotted: budget, dashed: N)")
-    ax.set_ylabel("test loss")
-    ax.set_title(f"{table.benchmark}: measured up to {budget}, {method} forecast to N = {full_size:,} "
-                 f"({uncertainty.level:.0%} band)")
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)

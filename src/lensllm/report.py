@@ -10,6 +10,8 @@
 - `plot_pearcorr`: PearCorr against the data budget per method; `plot_relacc_cost`: RelAcc
   against fine-tuning FLOPs per method.
 - `plot_hessian`: per benchmark, loss and Hessian trace against D, AtS's transition marked.
+- `plot_recommendation` (select mode): each candidate's measured points up to the budget and one
+  method's forecast, median and band, out to N.
 Figures use the Agg backend with a fixed size and dpi, so they render the same everywhere.
 """
 
@@ -29,6 +31,8 @@ import pandas as pd  # noqa: E402
 from lensllm.atomic import atomic_path, write_text  # noqa: E402
 from lensllm.laws import LAWS  # noqa: E402
 from lensllm.losstable import LossTable  # noqa: E402
+from lensllm.selection import ModelTerms, SelectionSettings  # noqa: E402
+from lensllm.uncertainty import UncertaintySettings, forecast  # noqa: E402
 
 DPI = 120
 _LAW_STYLE = {"rectified": ("tab:blue", "-"), "lensllm": ("tab:red", "--"), "vanilla": ("tab:green", ":")}
@@ -250,5 +254,48 @@ def plot_relacc_cost(selection: pd.DataFrame, path: str | os.PathLike) -> None:
         ax.set_ylabel("RelAcc (x100)")
         ax.set_title(benchmark)
     axes[-1].legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_recommendation(table: LossTable, full_size: int, budget: int, method: str, path: str | os.PathLike,
+                        settings: SelectionSettings | None = None, uncertainty: UncertaintySettings | None = None,
+                        terms: ModelTerms | None = None, points: int = 12) -> None:
+    """Each candidate's measured points up to the budget, and `method`'s predicted curve with its band
+    (the forecast at sizes from 2 x budget out to N, log-spaced) on log-log axes."""
+    uncertainty = uncertainty or UncertaintySettings()
+    targets = sorted({int(round(x)) for x in np.geomspace(2 * budget, full_size, points)} | {full_size})
+    curves = [forecast(method, table, [budget], t, settings, terms, uncertainty)[0] for t in targets]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, model in enumerate(table.models):
+        color = colors[k % len(colors)]
+        sizes = table.train_sizes(budget)
+        ax.plot(sizes, table.curve(model, sizes), "o", color=color, label=model)
+        xs, med, lo, hi = [], [], [], []
+        for t, f in zip(targets, curves):
+            if model in f.models:
+                i = f.models.index(model)
+                low, high = f.interval(uncertainty.level)
+                xs.append(t)
+                med.append(f.median[i])
+                lo.append(low[i])
+                hi.append(high[i])
+        if xs:
+            ax.plot([sizes[-1], *xs], [table.curve(model, [sizes[-1]])[0], *med], "-", color=color)
+            ax.fill_between(xs, lo, hi, color=color, alpha=0.15)
+    ax.axvline(budget, color="grey", linestyle=":", linewidth=1)
+    ax.axvline(full_size, color="black", linestyle="--", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_major_locator(MaxNLocator(6))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%.2f"))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel("training examples D (dotted: budget, dashed: N)")
+    ax.set_ylabel("test loss")
+    ax.set_title(f"{table.benchmark}: measured up to {budget}, {method} forecast to N = {full_size:,} "
+                 f"({uncertainty.level:.0%} band)")
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     _save(fig, path)

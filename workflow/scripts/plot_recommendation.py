@@ -4,7 +4,7 @@ from lensllm.analysis import terms_of_inputs
 from lensllm.logs import log_to
 from lensllm.losstable import read_losstable
 from lensllm.plan import read_plan
-from lensllm.recommend import plot_recommendation
+from lensllm.report import plot_recommendation
 from lensllm.selection import SelectionSettings
 from lensllm.uncertainty import UncertaintySettings
 
