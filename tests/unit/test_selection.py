@@ -171,3 +171,17 @@ def test_unknown_method_and_bad_budget_are_named(published_dir):
         select("Oracle", table, 25600, TARGET)
     with pytest.raises(ValueError, match="budget 1000 is not a training size"):
         select("AtS", table, 1000, TARGET)
+
+
+@pytest.mark.parametrize("method", ["AtS", "ZeroShot", "SubTuning", "ModelSize", "RectifiedFit", "VanillaFit", "LensLLM"])
+def test_no_selector_reads_a_column_above_its_budget(published_dir, method):
+    """Every column above the budget replaced by random losses (the target column included):
+    the scores and the fine-tunes charged stay exactly the same."""
+    table = read_losstable(published_dir / "flan.csv")
+    budget = TARGET // 64
+    above = np.array(table.sizes) > budget
+    corrupted = table.losses.copy()
+    corrupted[:, above] = np.random.default_rng(0).uniform(0.5, 5.0, size=(len(table.models), above.sum()))
+    leaked = LossTable(table.benchmark, table.models, table.sizes, corrupted, table.params, table.families)
+    clean, dirty = select(method, table, budget, TARGET), select(method, leaked, budget, TARGET)
+    assert (clean.models, clean.scores, clean.finetunes) == (dirty.models, dirty.scores, dirty.finetunes)
