@@ -59,6 +59,7 @@ EVALUATION_OUTPUTS = [
     f"{RESULTS}/calibration.tsv",
     f"{RESULTS}/calibration.md",
     f"{RESULTS}/figures/pearcorr_vs_budget.png",
+    f"{RESULTS}/figures/pearcorr_vs_flops.png",
     f"{RESULTS}/figures/relacc_vs_flops.png",
     GRID_ONLY_OUTPUTS,
 ]

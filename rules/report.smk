@@ -98,6 +98,11 @@ rule plot_selection:
             caption="../workflow/report/pearcorr.rst",
             category="Selection",
         ),
+        pearcorr_flops=report(
+            f"{RESULTS}/figures/pearcorr_vs_flops.png",
+            caption="../workflow/report/pearcorr_flops.rst",
+            category="Selection",
+        ),
         relacc=report(
             f"{RESULTS}/figures/relacc_vs_flops.png",
             caption="../workflow/report/relacc.rst",

@@ -7,8 +7,8 @@
   model's error, for the methods that predict a loss.
 - `plot_fit_curves`: per benchmark, each model's loss curve with each law's fit and AtS's
   transition marked.
-- `plot_pearcorr`: PearCorr against the data budget per method; `plot_relacc_cost`: RelAcc
-  against fine-tuning FLOPs per method.
+- `plot_pearcorr`: PearCorr against the data budget per method; `plot_metric_cost`: PearCorr or
+  RelAcc against the FLOPs charged per method (the Pareto view: up and to the left is better).
 - `plot_hessian`: per benchmark, loss and Hessian trace against D, AtS's transition marked.
 - `plot_recommendation` (select mode): each candidate's measured points up to the budget and one
   method's forecast, median and band, out to N.
@@ -241,17 +241,18 @@ def plot_pearcorr(selection: pd.DataFrame, path: str | os.PathLike) -> None:
     _save(fig, path)
 
 
-def plot_relacc_cost(selection: pd.DataFrame, path: str | os.PathLike) -> None:
-    """RelAcc of each method against the FLOPs of the fine-tunes it needed, one panel per benchmark."""
-    data, benchmarks, fig, axes = _panels(selection, "RelAcc")
+def plot_metric_cost(selection: pd.DataFrame, metric: str, path: str | os.PathLike) -> None:
+    """`metric` (PearCorr or RelAcc) of each method against the FLOPs charged for it at each budget
+    (its fine-tunes and other compute on the models), one panel per benchmark."""
+    data, benchmarks, fig, axes = _panels(selection, metric)
     for ax, benchmark in zip(axes, benchmarks):
         for method, rows in data[data["benchmark"] == benchmark].groupby("method", sort=False):
             rows = rows[rows["flops"] > 0].sort_values("flops")
             if len(rows):
                 ax.plot(rows["flops"], rows["value_raw"], marker="o", ms=3, label=method)
         ax.set_xscale("log")
-        ax.set_xlabel("fine-tuning FLOPs")
-        ax.set_ylabel("RelAcc (x100)")
+        ax.set_xlabel("FLOPs charged")
+        ax.set_ylabel(f"{metric} (x100)")
         ax.set_title(benchmark)
     axes[-1].legend(fontsize=7)
     fig.tight_layout()

@@ -32,7 +32,7 @@ def test_paper_mode_writes_every_table_and_figure(paper_results):
     out = paper_results / "results" / "paper"
     for name in ["selection.tsv", "selection.md", "selection.tex", "fits.tsv", "prediction_error.tsv"]:
         assert (out / name).stat().st_size > 0, name
-    for name in ["fits_flan.png", "fits_gigaword.png", "pearcorr_vs_budget.png", "relacc_vs_flops.png"]:
+    for name in ["fits_flan.png", "fits_gigaword.png", "pearcorr_vs_budget.png", "pearcorr_vs_flops.png", "relacc_vs_flops.png"]:
         assert (out / "figures" / name).read_bytes()[:4] == b"\x89PNG", name
     selection = pd.read_csv(out / "selection.tsv", sep="\t")
     assert list(selection.columns) == ["benchmark", "method", "ratio", "metric", "value", "value_raw", "flops", "cost_reduction"]

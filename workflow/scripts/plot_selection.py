@@ -1,11 +1,12 @@
-"""Snakemake adapter: selection.tsv -> PearCorr-vs-budget and RelAcc-vs-FLOPs figures."""
+"""Snakemake adapter: selection.tsv -> PearCorr against the budget, PearCorr and RelAcc against FLOPs."""
 
 import pandas as pd
 
 from lensllm.logs import log_to
-from lensllm.report import plot_pearcorr, plot_relacc_cost
+from lensllm.report import plot_metric_cost, plot_pearcorr
 
 log_to(snakemake.log[0])
 selection = pd.read_csv(snakemake.input[0], sep="\t")
 plot_pearcorr(selection, snakemake.output.pearcorr)
-plot_relacc_cost(selection, snakemake.output.relacc)
+plot_metric_cost(selection, "PearCorr", snakemake.output.pearcorr_flops)
+plot_metric_cost(selection, "RelAcc", snakemake.output.relacc)
