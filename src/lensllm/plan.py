@@ -153,20 +153,29 @@ def plan_selection(costs: Sequence[CandidateCost], sizes: Sequence[int], epochs:
                          flops, cumulative(budget))
 
 
+def load_config(path: str, gguf_file: str | None = None):
+    """The configuration of the model at `path` (anything `from_pretrained` accepts), or an error naming it."""
+    from transformers import AutoConfig
+
+    from lensllm.finetune import ModelLoadError, resolve_model_path
+
+    extra = {"gguf_file": gguf_file} if gguf_file else {}
+    try:
+        return AutoConfig.from_pretrained(resolve_model_path(path), **extra)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"model {path!r}: cannot load its configuration with from_pretrained: {err}") from err
+
+
 def count_parameters(path: str, gguf_file: str | None = None) -> tuple[int, int, int | None]:
     """(all parameters, parameters in matrix products, those of the encoder or None for a decoder-only
     model) of the model at `path` (anything `from_pretrained` accepts, `pkg://NAME` included), built
     from its configuration on torch's meta device: no weights are read or allocated."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-    from lensllm.finetune import ModelLoadError, _matmul_params, resolve_model_path
+    from lensllm.finetune import _matmul_params
 
-    extra = {"gguf_file": gguf_file} if gguf_file else {}
-    try:
-        config = AutoConfig.from_pretrained(resolve_model_path(path), **extra)
-    except (OSError, ValueError) as err:
-        raise ModelLoadError(f"model {path!r}: cannot load its configuration with from_pretrained: {err}") from err
+    config = load_config(path, gguf_file)
     auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
     with torch.device("meta"):
         model = auto.from_config(config)
@@ -203,15 +212,10 @@ def token_positions(path: str, benchmark: Benchmark, examples: int, max_len_sour
     return float(max(len(inputs) for inputs, _ in rows)), float(targets)
 
 
-def attention_flops(path: str, source: float, target: float, gguf_file: str | None = None) -> float:
-    """Attention's products per example (forward and backward) of the model at `path` on `source`
+def attention_flops(config, source: float, target: float) -> float:
+    """Attention's products per example (forward and backward) of a model of `config` on `source`
     input positions (and `target` decoder positions for an encoder-decoder): 12 * d * L * T^2, or
     12 * d * (L_enc * S^2 + L_dec * (T^2 + T * S)), with d = heads x head width (module docstring)."""
-    from transformers import AutoConfig
-
-    from lensllm.finetune import resolve_model_path
-
-    config = AutoConfig.from_pretrained(resolve_model_path(path), **({"gguf_file": gguf_file} if gguf_file else {}))
     heads = config.num_attention_heads
     width = heads * (getattr(config, "head_dim", None) or getattr(config, "d_kv", None) or config.hidden_size // heads)
     if not config.is_encoder_decoder:
@@ -226,7 +230,7 @@ def measure_candidate(name: str, path: str, benchmark: Benchmark, examples: int,
     n_params, n_matmul, n_encoder = count_parameters(path, gguf_file)
     inputs, targets = token_positions(path, benchmark, examples, max_len_source, max_len_target,
                                       n_encoder is not None, gguf_file)
-    attention = attention_flops(path, inputs, targets, gguf_file)
+    attention = attention_flops(load_config(path, gguf_file), inputs, targets)
     if n_encoder is None:
         return CandidateCost(name, n_params, n_matmul, inputs, attention)
     weighted = (n_encoder * inputs + (n_matmul - n_encoder) * targets) / n_matmul
@@ -241,8 +245,8 @@ def write_plan(plan: SelectionPlan, path: str | os.PathLike) -> None:
 def read_plan(path: str | os.PathLike) -> SelectionPlan:
     """The plan written by `write_plan`."""
     data = json.loads(Path(path).read_text())
-    costs = tuple(CandidateCost(m, v["n_params"], v["n_params_matmul"], v["tokens_per_example"])
-                  for m, v in data["models"].items())
+    costs = tuple(CandidateCost(m, v["n_params"], v["n_params_matmul"], v["tokens_per_example"],
+                                v.get("attention_flops", 0.0)) for m, v in data["models"].items())
     flops = {m: {int(s): f for s, f in per_size.items()} for m, per_size in data["flops"].items()}
     return SelectionPlan(data["benchmark"], data["flops_budget"], data["budget"], tuple(data["sizes"]),
                          tuple(data["candidate_sizes"]), data["epochs"], costs, flops, data["total_flops"])
@@ -256,7 +260,8 @@ def plan_summary(plan: SelectionPlan) -> str:
               if larger else "; the largest of the sizes offered")
     return (f"The FLOPs budget `select.flops_budget` = {plan.flops_budget:.2e} bought fine-tunes of every candidate "
             f"at {sizes} examples (budget {plan.budget}{beyond}), estimated at {plan.total_flops:.2e} FLOPs "
-            f"(6 x params x tokens per example x epochs x examples); the FLOPs below are those measured on the jobs.")
+            f"(an upper bound: (6 x params x tokens of the longest example + attention) x epochs x examples); "
+            "the FLOPs below are those measured on the jobs.")
 
 
 def _pairs(values: Sequence[str], option: str, parser: argparse.ArgumentParser) -> dict[str, str]:
