@@ -24,9 +24,14 @@ if PUBLISHED:
 else:
 
     include: "rules/data.smk"
+    include: "rules/download.smk"
     include: "rules/zoo.smk"
     include: "rules/finetune.smk"
     include: "rules/ntk.smk"
+
+    if "Adaptive" in config["methods"] and not SELECT:
+
+        include: "rules/adaptive.smk"
 
 
 include: "rules/fit.smk"
@@ -49,6 +54,11 @@ else:
 include: "rules/report.smk"
 
 
+if PUBLISHED:
+
+    include: "rules/paper.smk"
+
+
 # Evaluation (grid or published curves): the selectors scored against the full-data truth.
 EVALUATION_OUTPUTS = [
     f"{RESULTS}/selection.tsv",
@@ -62,6 +72,7 @@ EVALUATION_OUTPUTS = [
     f"{RESULTS}/figures/pearcorr_vs_flops.png",
     f"{RESULTS}/figures/relacc_vs_flops.png",
     GRID_ONLY_OUTPUTS,
+    PAPER_OUTPUTS if PUBLISHED else [],
 ]
 # Select mode: the recommendation for data of size select.full_size.
 SELECT_OUTPUTS = [

@@ -31,7 +31,7 @@ from lensllm.cost import CostModel, analytic_flops
 from lensllm.fitting import _starts, fit_curves
 from lensllm.laws import RECTIFIED
 from lensllm.losstable import read_losstable
-from lensllm.selection import SelectionSettings, curve_selectors
+from lensllm.selection import ModelTerms, SelectionSettings, curve_selectors
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 1_638_400
@@ -54,8 +54,9 @@ def fit_and_select(tables) -> float:
     start = time.perf_counter()
     for table in tables:
         fit_all_laws(table, ["rectified", "lensllm", "vanilla"])
-        selections = run_selectors(table, curve_selectors(), TARGET, RATIOS, SelectionSettings())
-        score_selections(selections, table, analytic_flops(table.models, table.params, table.sizes, CostModel(35, 20, 15)))
+        flops = analytic_flops(table.models, table.params, table.sizes, CostModel(35, 20, 15))
+        selections = run_selectors(table, curve_selectors(), TARGET, RATIOS, SelectionSettings(), ModelTerms(flops=flops))
+        score_selections(selections, table, flops)
     return time.perf_counter() - start
 
 

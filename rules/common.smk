@@ -258,7 +258,7 @@ def read_sheet(key, schema):
 
 
 def candidate_models():
-    """name -> {path, family, zoo, pad_token, gguf_file} for the zoo and the models sheet."""
+    """name -> {path, family, zoo, pad_token, gguf_file, revision} for the zoo and the models sheet."""
     models = {}
     for row in read_sheet("zoo", "../workflow/schemas/zoo.schema.yaml"):
         models[row["name"]] = {
@@ -267,6 +267,7 @@ def candidate_models():
             "zoo": row,
             "pad_token": "",
             "gguf_file": "",
+            "revision": "",
         }
     for row in read_sheet("models", "../workflow/schemas/models.schema.yaml"):
         if row["name"] in models:
@@ -283,6 +284,7 @@ def candidate_models():
             "zoo": None,
             "pad_token": row.get("pad_token", ""),
             "gguf_file": row.get("gguf_file", ""),
+            "revision": str(row.get("revision", "")),
         }
     if not models:
         config_error(
@@ -339,28 +341,81 @@ def zoo_spec_json(model):
     return json.dumps(spec, sort_keys=True)
 
 
+def is_hub_model(model):
+    """Whether candidate `model` comes from the hub: not the zoo, not an installed package
+    (pkg://), not a directory on this machine."""
+    row = MODELS[model]
+    path = row["path"]
+    local = Path(path).expanduser()
+    return not (
+        row["zoo"]
+        or path.startswith("pkg://")
+        or local.is_absolute()
+        or path.startswith(".")
+        or local.exists()
+    )
+
+
 def model_directory(wildcards):
-    """The zoo model's directory as an input; hub names and external directories need none."""
-    return MODELS[wildcards.model]["path"] if MODELS[wildcards.model]["zoo"] else []
+    """What loading a model needs first: the zoo model's directory, a hub model's download record
+    (rule download_models); external directories and packages need nothing."""
+    if MODELS[wildcards.model]["zoo"]:
+        return MODELS[wildcards.model]["path"]
+    if is_hub_model(wildcards.model):
+        return f"{RESULTS}/downloads/{wildcards.model}.json"
+    return []
+
+
+def download_options(model):
+    """The revision and GGUF file of a hub model, as options of `python -m lensllm.download`."""
+    row = MODELS[model]
+    options = f"--revision {shlex.quote(row['revision'])}" if row["revision"] else ""
+    if row["gguf_file"]:
+        options += f" --gguf-file {shlex.quote(row['gguf_file'])}"
+    return options
 
 
 def model_load_options(model):
-    """How to load `model` (pad token, GGUF file), from its sheet row, as command-line options."""
+    """How to load `model` (pad token, GGUF file, hub revision), from its sheet row, as command-line
+    options."""
     row = MODELS[model]
     options = f" --pad-token {row['pad_token']}" if row["pad_token"] else ""
     if row["gguf_file"]:
         options += f" --gguf-file {row['gguf_file']}"
+    if row["revision"]:
+        options += f" --revision {shlex.quote(row['revision'])}"
     return options
 
 
+# finetune keys that are resources or workflow settings, not options of `python -m lensllm.finetune`.
+FINETUNE_WORKFLOW_KEYS = (
+    "threads",
+    "one_job_per_size",
+    "gpus",
+    "gpu_slots",
+    "flops_per_second",
+)
+
+
+def gpu_slot_options(device):
+    """On a workstation (finetune.gpu_slots > 0) a job on a GPU claims one of the slots."""
+    slots = config["finetune"].get("gpu_slots", 0)
+    if not slots or device == "cpu":
+        return ""
+    return f" --gpu-slots {slots} --gpu-lock-dir {RESULTS}/.gpu_slots"
+
+
 def finetune_options(wildcards):
-    """The hyper-parameters of `python -m lensllm.finetune`, from config and the model's sheet row."""
+    """The hyper-parameters of `python -m lensllm.finetune`, from config and the model's sheet row
+    (null values are left to the job's defaults, lists given as separate words)."""
     options = " ".join(
-        f"--{k.replace('_', '-')} {v}"
+        f"--{k.replace('_', '-')} "
+        + (" ".join(shlex.quote(str(x)) for x in v) if isinstance(v, list) else str(v))
         for k, v in config["finetune"].items()
-        if k not in ("threads", "one_job_per_size", "gpus")
+        if k not in FINETUNE_WORKFLOW_KEYS and v is not None
     )
-    return options + model_load_options(wildcards.model)
+    device = config["finetune"].get("device", "auto")
+    return options + gpu_slot_options(device) + model_load_options(wildcards.model)
 
 
 def ntk_options(wildcards):
@@ -368,17 +423,28 @@ def ntk_options(wildcards):
     examples are truncated like the fine-tuning job's."""
     ntk, finetune = config["ntk"], config["finetune"]
     return (
-        f"--eta {finetune['lr']} --probes {ntk['probes']} --seed {ntk['seed']}"
-        f" --max-params {ntk['max_params']} --max-len-source {finetune['max_len_source']}"
-        f" --max-len-target {finetune['max_len_target']}"
-    ) + model_load_options(wildcards.model)
+        (
+            f"--eta {finetune['lr']} --probes {ntk['probes']} --seed {ntk['seed']}"
+            f" --max-params {ntk['max_params']} --max-len-source {finetune['max_len_source']}"
+            f" --max-len-target {finetune['max_len_target']}"
+            f" --device {ntk.get('device', 'auto')} --precision {finetune.get('precision', 'fp32')}"
+        )
+        + gpu_slot_options(ntk.get("device", "auto"))
+        + model_load_options(wildcards.model)
+    )
 
 
 def model_terms(wildcards):
-    """On our grid: each model's NTK term and weight spectra, and the optimizer steps of each run."""
+    """On our grid: each model's NTK term and weight spectra, and the optimizer steps of each run;
+    in every mode the FLOPs of each fine-tune, when Adaptive spends by them."""
+    flops = (
+        {"flops": f"{RESULTS}/finetune_flops/{wildcards.benchmark}.tsv"}
+        if "Adaptive" in config.get("methods", [])
+        else {}
+    )
     if PUBLISHED:
-        return {}
-    return {
+        return flops
+    return flops | {
         "ntk": [f"{RESULTS}/ntk/{wildcards.benchmark}/{m}.json" for m in MODELS],
         "weights": [f"{RESULTS}/weights/{m}.json" for m in MODELS],
         "runs": f"{RESULTS}/finetune_runs/{wildcards.benchmark}.tsv",
@@ -389,6 +455,52 @@ wildcard_constraints:
     benchmark="|".join(dict.fromkeys([*BENCHMARKS, *ZOO_CORPORA])),
     size=r"\d+",
     model="|".join(re.escape(m) for m in MODELS) or "[A-Za-z0-9_.-]+",
+
+
+def adaptive_rounds(wildcards):
+    """On our grid, Adaptive's selections come from its real rounds (rules/adaptive.smk); on
+    published curves it runs in select_models, with its prior's library when it has one.
+    """
+    if "Adaptive" not in config.get("methods", []):
+        return {}
+    if PUBLISHED:
+        return adaptive_library(wildcards)
+    return {"adaptive": f"{RESULTS}/adaptive/{wildcards.benchmark}/selections.json"}
+
+
+def adaptive_budgets():
+    """The budgets of the evaluation: target / ratio."""
+    return [config["target"] // r for r in config["ratios"]]
+
+
+def adaptive_round0(wildcards):
+    """The fine-tunes of round 0 of every budget: round 0 of budget b is every size <= b /
+    first_round (at least the two smallest), so their union is round 0 of the largest budget.
+    """
+    first = config["selection"].get("adaptive_first_round", 2)
+    sizes = [s for s in SIZES if s * first <= max(adaptive_budgets())] or SIZES[:2]
+    return [
+        f"{RESULTS}/finetune/{wildcards.benchmark}/{m}/{s}.json"
+        for m in MODELS
+        for s in sizes
+    ]
+
+
+def adaptive_bought(wildcards):
+    """The fine-tunes round 1 bought: known once the checkpoint has run."""
+    plan = checkpoints.adaptive_plan.get(**wildcards).output[0]
+    bought = sorted(
+        {tuple(buy) for p in json.loads(Path(plan).read_text()) for buy in p["buys"]}
+    )
+    return [f"{RESULTS}/finetune/{wildcards.benchmark}/{m}/{s}.json" for m, s in bought]
+
+
+def adaptive_library(wildcards):
+    """Adaptive's prior learns from the other benchmarks' loss tables, never the one evaluated."""
+    if not config["selection"].get("adaptive_prior", False):
+        return {}
+    others = [b for b in BENCHMARKS if b != wildcards.benchmark]
+    return {"library": [f"{RESULTS}/losses/{b}.tsv" for b in others]}
 
 
 def log_path(rule_name, name="{benchmark}"):
@@ -449,3 +561,16 @@ def select_model_terms(wildcards):
     """The NTK terms and optimizer steps, when a LensLLM-NTK method forecasts."""
     needs = any(m.startswith("LensLLM-NTK") for m in config["select"]["methods"])
     return model_terms(wildcards) if needs else {}
+
+
+def paper_figure_inputs(wildcards):
+    """What each paper figure is drawn from."""
+    losses = expand(f"{RESULTS}/losses/{{benchmark}}.tsv", benchmark=BENCHMARKS)
+    return {
+        "difficulty": {"losses": losses},
+        "rmsd_scatter": {"table": f"{RESULTS}/paper/table3.tsv"},
+        "zero_shot_lines": {"losses": losses},
+        "pearcorr_vs_flops": {"selection": f"{RESULTS}/selection.tsv"},
+        "ablation_hyper": {"table": f"{RESULTS}/paper/ablation_hyper.tsv"},
+        "ablation_size": {"table": f"{RESULTS}/paper/ablation_size.tsv"},
+    }[wildcards.figure]

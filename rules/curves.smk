@@ -18,6 +18,7 @@ rule fetch_published_curves:
     params:
         curves_dir=config["curves_dir"],
         curves_url=config["curves_url"],
+        max_params=config.get("max_params"),
     script:
         "../workflow/scripts/fetch_published_curves.py"
 

@@ -28,7 +28,8 @@ if config["finetune"]["one_job_per_size"] or FLOPS_PLAN:
         resources:
             mem_mb=finetune_mem_mb,
             runtime=finetune_runtime,
-            gpu=config["finetune"].get("gpus", 0),
+            gpu=finetune_gpus(),
+            gpu_mem_mb=finetune_gpu_mem_mb,
         params:
             path=lambda wildcards: MODELS[wildcards.model]["path"],
             options=finetune_options,
@@ -58,7 +59,8 @@ else:
         resources:
             mem_mb=finetune_mem_mb,
             runtime=finetune_runtime,
-            gpu=config["finetune"].get("gpus", 0),
+            gpu=finetune_gpus(),
+            gpu_mem_mb=finetune_gpu_mem_mb,
         params:
             path=lambda wildcards: MODELS[wildcards.model]["path"],
             sizes=" ".join(str(s) for s in ALL_SIZES),

@@ -18,6 +18,7 @@ rule compute_ntk:
     resources:
         mem_mb=ntk_mem_mb,
         runtime=lambda wildcards, attempt: 30 * attempt,
+        gpu=ntk_gpus(),
     params:
         path=lambda wildcards: MODELS[wildcards.model]["path"],
         options=ntk_options,
@@ -40,9 +41,12 @@ rule measure_weight_spectra:
     resources:
         mem_mb=weights_mem_mb,
         runtime=lambda wildcards, attempt: 20 * attempt,
+        gpu=ntk_gpus(),
     params:
         path=lambda wildcards: MODELS[wildcards.model]["path"],
-        options=lambda wildcards: model_load_options(wildcards.model),
+        options=lambda wildcards: model_load_options(wildcards.model)
+        + f" --device {config['ntk'].get('device', 'auto')}"
+        + gpu_slot_options(config["ntk"].get("device", "auto")),
     shell:
         "python -m lensllm.spectra --model {params.path} --model-name {wildcards.model}"
         " --out {output} {params.options} > {log} 2>&1"

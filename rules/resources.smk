@@ -5,62 +5,38 @@
 # `benchmark:` file records what it really used. Site specifics (partition, account, GPU type) live
 # only in the profiles.
 
-# Parameter counts of hub models whose name does not say it (public model cards); names that do
-# ("opt-1.3b", "LaMini-GPT-124M") are read, local directories are measured by their weight files.
-KNOWN_PARAMS = {
-    "gpt2": 124e6,
-    "gpt2-medium": 355e6,
-    "gpt2-large": 774e6,
-    "gpt2-xl": 1.56e9,
-    "t5-small": 60e6,
-    "t5-base": 223e6,
-    "google/t5-v1_1-base": 248e6,
-    "google/mt5-base": 580e6,
-    "google/mt5-large": 1.23e9,
-    "facebook/bart-base": 140e6,
-    "facebook/bart-large": 406e6,
-    "facebook/bart-large-cnn": 406e6,
-    "facebook/bart-large-xsum": 406e6,
-    "microsoft/phi-2": 2.78e9,
-    "microsoft/phi-1_5": 1.42e9,
-    "google/switch-base-8": 620e6,
-    "google/switch-base-16": 1.0e9,
-    "google/switch-base-32": 2.0e9,
-    "ai-forever/mGPT": 1.42e9,
-}
-# A model of unknown size is budgeted as 1B parameters (a retry doubles it).
-DEFAULT_PARAMS = 1e9
-# Throughput assumed for run times: FLOP/s per CPU thread (this project's CPU measures 1-3e10,
-# README "Performance"), per GPU; and the cap of one request (7 days), longer than no partition's.
-CPU_FLOPS_PER_THREAD = 1e10
-GPU_FLOPS = 5e12
-MAX_RUNTIME = 7 * 24 * 60
+# The estimates themselves live in lensllm.resources (pure Python, imported from the source tree so
+# that Snakemake's own interpreter needs nothing installed): parameters from a directory's weight
+# files, a hub name or the model cards; memory and run time where the job runs (CPU or GPU, by
+# precision, method and micro-batch); `python -m lensllm.resources` prints them for a config.
+import sys
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from lensllm.resources import estimate_finetune, params_from_path, zoo_params
 
 
 def model_params(model):
     """The estimated parameter count of candidate `model`, without loading it."""
     row = MODELS[model]
     if row["zoo"]:
-        zoo, vocab = row["zoo"], config["pretraining"]["vocab_size"]
-        d, layers, d_ff = zoo["d_model"], zoo["n_layers"], zoo["d_ff"]
-        stacks = 2 if row["family"] == "t5" else 1  # encoder and decoder
-        return vocab * d + stacks * layers * (4 * d * d + 2 * d * d_ff)
-    path = row["path"]
-    local = Path(path).expanduser()
-    if local.is_dir():
-        # 16-bit weights are 2 bytes a parameter (32-bit ones are over-counted, which is safe);
-        # a quantized GGUF file is de-quantized on loading: count a parameter per byte.
-        weights = sum(f.stat().st_size for f in local.glob("*.safetensors"))
-        weights += sum(f.stat().st_size for f in local.glob("*.bin"))
-        gguf = sum(f.stat().st_size for f in local.glob("*.gguf"))
-        if weights or gguf:
-            return weights / 2 + gguf
-    if path in KNOWN_PARAMS:
-        return KNOWN_PARAMS[path]
-    size = re.search(r"(\d+(?:\.\d+)?)([MmBb])(?![A-Za-z])", f"{model} {path}")
-    if size:
-        return float(size.group(1)) * (1e6 if size.group(2) in "Mm" else 1e9)
-    return DEFAULT_PARAMS
+        return zoo_params(row["zoo"], config["pretraining"]["vocab_size"])
+    return params_from_path(model, row["path"])
+
+
+def finetune_gpus():
+    """GPUs a fine-tuning job books: finetune.gpus, by default 1 on a CUDA device (or with GPU
+    slots on a workstation), else 0."""
+    ft = config["finetune"]
+    if "gpus" in ft:
+        return ft["gpus"]
+    return int(
+        ft.get("device", "auto").startswith("cuda") or ft.get("gpu_slots", 0) > 0
+    )
+
+
+def ntk_gpus():
+    """GPUs an NTK or weight-spectra job books: 1 when ntk.device is a CUDA device, else 0."""
+    return int(config["ntk"].get("device", "auto").startswith("cuda"))
 
 
 def finetune_sizes(wildcards):
@@ -78,35 +54,41 @@ def finetune_tokens(wildcards):
     return train, test
 
 
-def finetune_mem_mb(wildcards, attempt):
-    """Memory of a fine-tuning job: the Python stack, fp32 weights, gradients and AdamW states with
-    room for activations (24 bytes a parameter; on a GPU the host only loads the weights: 8), and
-    the tokenized subset (about 40 bytes a token as Python lists); times the attempt."""
-    params = model_params(wildcards.model)
-    per_param = 8 if config["finetune"].get("gpus", 0) else 24
+def finetune_estimate(wildcards, attempt):
+    """lensllm.resources' estimate of a fine-tuning job where the config runs it; times the attempt."""
     ft = config["finetune"]
-    data = (
-        max(finetune_sizes(wildcards))
-        * (ft["max_len_source"] + ft["max_len_target"])
-        * 40
+    train, test = finetune_tokens(wildcards)
+    length = ft["max_len_source"] + ft["max_len_target"]
+    return estimate_finetune(
+        model_params(wildcards.model),
+        train,
+        test,
+        device=ft.get("device", "auto"),
+        precision=ft.get("precision", "fp32"),
+        method=ft.get("method", "full"),
+        micro_batch=ft.get("micro_batch_size") or ft["batch_size"],
+        seq_len=length,
+        data_tokens=max(finetune_sizes(wildcards)) * length,
+        threads=ft["threads"],
+        gpus=finetune_gpus(),
+        flops_per_second=ft.get("flops_per_second"),
+        attempt=attempt,
     )
-    return int(attempt * (1500 + (per_param * params + data) / 1e6))
+
+
+def finetune_mem_mb(wildcards, attempt):
+    """Host memory of a fine-tuning job (MB; lensllm.resources)."""
+    return finetune_estimate(wildcards, attempt).host_mem_mb
+
+
+def finetune_gpu_mem_mb(wildcards, attempt):
+    """GPU memory of a fine-tuning job (MB; 0 on the CPU; lensllm.resources)."""
+    return finetune_estimate(wildcards, attempt).gpu_mem_mb
 
 
 def finetune_runtime(wildcards, attempt):
-    """Minutes of a fine-tuning job: 6 x params x training tokens plus 2 x params x test tokens
-    at the assumed throughput, doubled for safety, plus 10 minutes to load; times the attempt.
-    """
-    params = model_params(wildcards.model)
-    train, test = finetune_tokens(wildcards)
-    gpus = config["finetune"].get("gpus", 0)
-    rate = (
-        gpus * GPU_FLOPS
-        if gpus
-        else config["finetune"]["threads"] * CPU_FLOPS_PER_THREAD
-    )
-    minutes = 10 + 2 * (6 * params * train + 2 * params * test) / rate / 60
-    return int(min(attempt * minutes, MAX_RUNTIME))
+    """Minutes of a fine-tuning job (lensllm.resources)."""
+    return finetune_estimate(wildcards, attempt).minutes
 
 
 def finetune_group(wildcards):

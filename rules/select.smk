@@ -4,6 +4,7 @@
 rule select_models:
     input:
         unpack(model_terms),
+        unpack(adaptive_rounds),
         losses=f"{RESULTS}/losses/{{benchmark}}.tsv",
     output:
         f"{RESULTS}/selections/{{benchmark}}.json",

@@ -12,23 +12,23 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Sequence
 
 import pandas as pd
 
 from lensllm.atomic import write_text
 from lensllm.collect import read_runs
-from lensllm.cost import FlopsTable, cost_reduction, full_tuning_flops, selection_flops
+from lensllm.cost import EnergyTable, FlopsTable, cost_reduction, full_tuning_flops, selection_energy, selection_flops
 from lensllm.fitting import fit_curves
 from lensllm.laws import LAWS
-from lensllm.losstable import LossTable
+from lensllm.losstable import LossTable, read_losstable
 from lensllm.metrics import pearcorr, relacc, rmse
 from lensllm.ntk import read_ntk
 from lensllm.selection import ModelTerms, Selection, SelectionSettings, ats_fit, run_selector
 from lensllm.spectra import read_weight_metrics
 
-SELECTION_COLUMNS = ["benchmark", "method", "ratio", "metric", "value", "value_raw", "flops", "cost_reduction"]
+SELECTION_COLUMNS = ["benchmark", "method", "ratio", "metric", "value", "value_raw", "flops", "cost_reduction", "energy_joules"]
 FIT_COLUMNS = ["benchmark", "model", "law", "status", "rms_log", "n_points", "objective", "B", "D_l", "F", "beta", "E", "alpha", "message"]
 
 
@@ -92,9 +92,14 @@ def read_model_terms(
 
 
 def terms_of_inputs(inputs) -> ModelTerms:
-    """The model terms among a job's named inputs (`ntk`, `weights`, `runs`: our grid), or none
-    (published curves, or a method that needs none)."""
-    return read_model_terms(inputs.ntk, inputs.weights, inputs.runs) if hasattr(inputs, "runs") else ModelTerms()
+    """The model terms among a job's named inputs (`ntk`, `weights`, `runs`: our grid; `flops`: the
+    fine-tunes' FLOPs, and `library`: other benchmarks' loss tables, for Adaptive), or none."""
+    terms = read_model_terms(inputs.ntk, inputs.weights, inputs.runs) if hasattr(inputs, "runs") else ModelTerms()
+    if hasattr(inputs, "flops"):
+        terms = replace(terms, flops=read_flops(inputs.flops))
+    if hasattr(inputs, "library"):
+        terms = replace(terms, library=tuple(read_losstable(path) for path in inputs.library))
+    return terms
 
 
 def write_selections(selections: Sequence[Selection], path: str | os.PathLike) -> None:
@@ -117,11 +122,13 @@ def read_selections(path: str | os.PathLike) -> list[Selection]:
 
 
 def score_selections(
-    selections: Sequence[Selection], table: LossTable, flops_of: FlopsTable
+    selections: Sequence[Selection], table: LossTable, flops_of: FlopsTable, energy_of: EnergyTable | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The `selection.tsv` rows (PearCorr, RelAcc, FLOPs) and the `prediction_error.tsv` rows.
+    """The `selection.tsv` rows (PearCorr, RelAcc, FLOPs, energy) and the `prediction_error.tsv` rows.
 
-    `flops_of[(model, size)]` is the cost of each fine-tune (see `lensllm.cost`).
+    `flops_of[(model, size)]` is the cost of each fine-tune (see `lensllm.cost`); `energy_of` its
+    measured joules (our grid): a selection's energy is that of its fine-tunes, empty unless every
+    one was measured (never estimated; the NTK's and spectra's energy is not included).
     """
     rows, errors = [], []
     for s in selections:
@@ -129,12 +136,13 @@ def score_selections(
         truth = [true[m] for m in s.models]
         flops = selection_flops(s.finetunes, flops_of) + s.extra_flops
         reduction = cost_reduction(flops, full_tuning_flops(table.models, s.target, flops_of))
+        energy = selection_energy(s.finetunes, energy_of) if energy_of else None
         ratio = s.target // s.budget
         for metric, value in (
             ("PearCorr", pearcorr(s.scores, truth)),
             ("RelAcc", relacc(true[s.selected()], table.column(s.target))),
         ):
-            rows.append([table.benchmark, s.method, ratio, metric, round(value, 1), value, flops, reduction])
+            rows.append([table.benchmark, s.method, ratio, metric, round(value, 1), value, flops, reduction, energy])
         if s.predictions is not None:
             errors.append([table.benchmark, s.method, ratio, rmse(s.predictions, truth), len(s.models), len(s.excluded)])
     selection = pd.DataFrame(rows, columns=SELECTION_COLUMNS)
@@ -160,10 +168,24 @@ def ats_transitions(table: LossTable, k: int, delta: float) -> dict[str, int]:
     return {m: ats_fit(sizes, table.curve(m, sizes), k, delta).transition for m in table.models}
 
 
-def write_flops(flops_of: FlopsTable, path: str | os.PathLike) -> None:
-    """Write a FLOPs table (model, size, flops) as TSV."""
+def write_flops(flops_of: FlopsTable, path: str | os.PathLike, energy: EnergyTable | None = None) -> None:
+    """Write a FLOPs table (model, size, flops) as TSV; with `energy` (our grid) an `energy_joules`
+    column beside it, empty where the job could read no energy counter."""
     rows = [(m, s, f) for (m, s), f in flops_of.items()]
-    write_tsv(pd.DataFrame(rows, columns=["model", "size", "flops"]), path)
+    frame = pd.DataFrame(rows, columns=["model", "size", "flops"])
+    if energy is not None:
+        frame["energy_joules"] = [energy.get(key) for key in flops_of]
+    write_tsv(frame, path)
+
+
+def read_energy(path: str | os.PathLike) -> dict[tuple[str, int], float | None]:
+    """The `energy_joules` of each (model, size) of a FLOPs table (None where empty); {} when the
+    table has no energy column (published curves)."""
+    frame = pd.read_csv(path, sep="\t", dtype={"model": str})
+    if "energy_joules" not in frame.columns:
+        return {}
+    return {(m, int(s)): None if pd.isna(e) else float(e)
+            for m, s, e in zip(frame["model"], frame["size"], frame["energy_joules"])}
 
 
 def read_flops(path: str | os.PathLike) -> dict[tuple[str, int], float]:

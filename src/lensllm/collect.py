@@ -19,7 +19,8 @@ import pandas as pd
 
 from lensllm.losstable import LossTable
 
-RUN_COLUMNS = ["model", "size", "steps", "tokens_seen", "flops", "test_loss", "hessian_trace", "hessian_trace_stderr", "wall_seconds"]
+RUN_COLUMNS = ["model", "size", "steps", "tokens_seen", "flops", "test_loss", "hessian_trace", "hessian_trace_stderr", "wall_seconds",
+               "energy_joules", "device", "precision", "gpu_name"]
 FACT_COLUMNS = ["model", "n_params", "n_params_matmul", "family", "flops_per_token_measured", "flops_per_token_analytic", "finetune_seconds"]
 
 
@@ -88,10 +89,22 @@ def collect_grid(
     return table, flops, pd.DataFrame(facts, columns=FACT_COLUMNS), runs
 
 
+def energy_of(runs: pd.DataFrame) -> dict[tuple[str, int], float | None]:
+    """The joules of each fine-tune of a runs table (`collect_grid`): measured ones, 0 for a
+    zero-shot evaluation that was measured (no fine-tuning, like its FLOPs), None where the job
+    read no counter."""
+    energy = {}
+    for model, size, joules in zip(runs["model"], runs["size"], runs["energy_joules"]):
+        measured = joules is not None and not pd.isna(joules)
+        energy[(model, int(size))] = (0.0 if int(size) == 0 else float(joules)) if measured else None
+    return energy
+
+
 def read_runs(path: str | os.PathLike) -> pd.DataFrame:
     """Read the per-run table written by the collect step (see `RUN_COLUMNS`)."""
     runs = pd.read_csv(path, sep="\t", dtype={"model": str})
-    missing = set(RUN_COLUMNS) - set(runs.columns)
+    # The columns from energy_joules on came later: tables written before them still read.
+    missing = set(RUN_COLUMNS[:RUN_COLUMNS.index("energy_joules")]) - set(runs.columns)
     if missing:
         raise GridError(f"{path}: the runs table lacks the columns {sorted(missing)}")
     return runs

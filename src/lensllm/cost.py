@@ -5,6 +5,11 @@ with N the parameter count and  tokens = n * tokens_per_example * epochs * runs_
 where runs_per_size counts every seed and hyper-parameter setting run at that size. A selector is
 charged for exactly the (model, size) fine-tunes it needed; FullTuning fine-tunes every candidate at
 the target size; cost reduction = 1 - FLOPs(method) / FLOPs(FullTuning).
+
+Energy, beside FLOPs on our grid: the joules each fine-tune used, as its job measured them
+(`lensllm.device.EnergyMeter`: NVML on NVIDIA GPUs, RAPL on CPUs that expose it), None where no
+counter was readable. A sum over fine-tunes is None as soon as one of them is: a partial sum
+would pass for the whole.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ class CostModel:
 
 FlopsTable = Mapping[tuple[str, int], float]
 """FLOPs of the fine-tune of each (model, size): analytic in paper mode, measured on our grid."""
+EnergyTable = Mapping[tuple[str, int], "float | None"]
+"""Joules of the fine-tune of each (model, size) on our grid, None where not measured."""
 
 
 def analytic_flops(models: Iterable[str], params: Iterable[float], sizes: Iterable[int], cost: CostModel) -> dict[tuple[str, int], float]:
@@ -39,6 +46,12 @@ def analytic_flops(models: Iterable[str], params: Iterable[float], sizes: Iterab
 def selection_flops(finetunes: Iterable[tuple[str, int]], flops: FlopsTable) -> float:
     """Total FLOPs of the distinct (model, size) fine-tunes a selector needed."""
     return sum(flops[key] for key in set(finetunes))
+
+
+def selection_energy(finetunes: Iterable[tuple[str, int]], energy: EnergyTable) -> float | None:
+    """Total joules of the distinct (model, size) fine-tunes, None unless every one was measured."""
+    values = [energy.get(key) for key in set(finetunes)]
+    return None if any(v is None for v in values) else float(sum(values))
 
 
 def full_tuning_flops(models: Iterable[str], target: int, flops: FlopsTable) -> float:

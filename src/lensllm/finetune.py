@@ -30,6 +30,19 @@ vectors, seeded with `seed`) of the trace of the Hessian of the mean per-token t
 first `hessian_examples` training examples of the benchmark's seeded order, the same examples for
 every size, with the model in eval mode and eager attention; at the pre-trained weights for size 0,
 after fine-tuning otherwise. `hessian_probes: 0` skips it (the fields are then null).
+
+Device and precision (`lensllm.device`): the model is loaded in float32 (the master weights) and
+moved to `device`; every batch, the FLOP count, the evaluation and the Hessian trace run there,
+under autocast in `precision` (bf16, or fp16 with a grad scaler). Micro-batching: each optimizer
+step of `batch_size` examples is computed in micro-batches of `micro_batch_size` examples whose
+gradients add up (each micro-batch's summed loss is divided by the target tokens of the whole
+batch), so the loss curve does not depend on the GPU's memory; with `micro_batch_size` None the
+job starts at `batch_size` and halves it on an out-of-memory error of the accelerator. LoRA
+(`method: lora`, through `peft`): adapters of rank `lora_rank` and scale `lora_alpha / lora_rank`
+on the `lora_target_modules` (peft's default modules of the architecture when None); only they
+are trained, their FLOPs are counted the same way, and `flops_analytic` is then 4 * N * tokens
+(no weight gradients of the frozen N). Energy: the joules of the whole job, from NVML and RAPL
+where readable (`lensllm.device.EnergyMeter`), else null.
 """
 
 from __future__ import annotations
@@ -47,6 +60,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lensllm.atomic import atomic_path
+from lensllm.device import DEVICE_PATTERN, PRECISIONS
 
 if TYPE_CHECKING:  # heavy imports stay lazy so that the command line starts fast
     import torch
@@ -57,10 +71,16 @@ if TYPE_CHECKING:  # heavy imports stay lazy so that the command line starts fas
 
 PAD_CHOICES = ("eos",)
 PACKAGE_PREFIX = "pkg://"
+METHODS = ("full", "lora")
 
 
 class ModelLoadError(ValueError):
     """A model or tokenizer that cannot be used; the message names the model and how to fix it."""
+
+
+class JobConfigError(ValueError):
+    """A setting the job cannot run with (device, precision, LoRA modules, GPU memory); the message
+    names the configuration key."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +111,13 @@ class FinetuneConfig:
     pad_token: str | None = None
     hessian_probes: int = 8
     hessian_examples: int = 16
+    device: str = "auto"
+    precision: str = "fp32"
+    micro_batch_size: int | None = None
+    method: str = "full"
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    lora_target_modules: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
@@ -101,6 +128,18 @@ class FinetuneConfig:
             raise ValueError(f"fine-tuning config: hessian_probes >= 0 and hessian_examples >= 1 are required, got {self}")
         if self.pad_token is not None and self.pad_token not in PAD_CHOICES:
             raise ValueError(f"fine-tuning config: pad_token must be None or one of {PAD_CHOICES}, got {self.pad_token!r}")
+        if self.micro_batch_size is not None and not 1 <= self.micro_batch_size <= self.batch_size:
+            raise ValueError(f"finetune.micro_batch_size: must be between 1 and finetune.batch_size ({self.batch_size}), "
+                             f"got {self.micro_batch_size}")
+        if not DEVICE_PATTERN.match(str(self.device)):
+            raise ValueError(f"finetune.device: unknown device {self.device!r}; use auto, cpu, cuda, cuda:N or mps")
+        if self.method not in METHODS:
+            raise ValueError(f"finetune.method: unknown method {self.method!r}; use one of {', '.join(METHODS)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"finetune.precision: unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
+        if self.lora_rank < 1 or self.lora_alpha <= 0:
+            raise ValueError(f"finetune.lora_rank >= 1 and finetune.lora_alpha > 0 are required, got "
+                             f"{self.lora_rank} and {self.lora_alpha}")
 
 
 @dataclass(frozen=True)
@@ -120,6 +159,9 @@ class FinetuneResult:
     `train_loss_final` is the mean batch loss of the last epoch (None for size 0), `test_tokens`
     the number of target tokens behind `test_loss`, `tokens_seen` the training token positions,
     `hessian_trace` Hutchinson's estimate of tr(H) of the training loss (see the module docstring).
+    `device`, `precision` and `gpu_name` say where it ran, `micro_batch_size` the micro-batch the
+    steps ran with (after any halving), `energy_joules` the joules it used (NVML + RAPL; null where
+    neither counter is readable, split into `energy_gpu_joules` and `energy_cpu_joules`).
     """
 
     model: str
@@ -145,6 +187,15 @@ class FinetuneResult:
     wall_seconds: float
     config: dict[str, Any]
     versions: dict[str, str]
+    device: str = "cpu"
+    precision: str = "fp32"
+    gpu_name: str | None = None
+    method: str = "full"
+    micro_batch_size: int | None = None
+    n_params_trainable: int | None = None
+    energy_joules: float | None = None
+    energy_gpu_joules: float | None = None
+    energy_cpu_joules: float | None = None
 
 
 def resolve_model_path(name_or_path: str) -> str:
@@ -162,24 +213,30 @@ def resolve_model_path(name_or_path: str) -> str:
 
 
 def load_model(
-    name_or_path: str, *, pad_token: str | None = None, name: str | None = None, gguf_file: str | None = None
+    name_or_path: str, *, pad_token: str | None = None, name: str | None = None, gguf_file: str | None = None,
+    revision: str | None = None,
 ) -> LoadedModel:
     """Load a model and its tokenizer with `from_pretrained` (hub name or local directory alike).
 
-    `gguf_file` names a GGUF file inside that directory (or hub repo), which `from_pretrained`
-    de-quantizes to torch weights. Raises `ModelLoadError` naming the model when it cannot be found
+    The weights are loaded in float32 whatever the checkpoint's dtype (fp32 master weights: a
+    float16 checkpoint is not trained in pure fp16). `gguf_file` names a GGUF file inside that
+    directory (or hub repo), which `from_pretrained` de-quantizes to torch weights; `revision` pins
+    a hub model to a commit, branch or tag. Raises `ModelLoadError` naming the model when it cannot be found
     or loaded, and when its tokenizer has no pad token unless `pad_token="eos"` (then pad = eos).
     """
+    import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     label = name or name_or_path
     path = resolve_model_path(name_or_path)
-    extra = {"gguf_file": gguf_file} if gguf_file else {}
+    extra: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
+    if revision:
+        extra["revision"] = revision
     try:
         config = AutoConfig.from_pretrained(path, **extra)
         tokenizer = AutoTokenizer.from_pretrained(path, **extra)
         auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
-        model = auto.from_pretrained(path, **extra)
+        model = auto.from_pretrained(path, dtype=torch.float32, **extra)
     except (OSError, ValueError) as err:
         raise ModelLoadError(
             f"model {label!r}: cannot load {name_or_path!r} with from_pretrained (not a local directory "
@@ -235,24 +292,50 @@ def finetune(
     *,
     model_name: str | None = None,
     gguf_file: str | None = None,
+    revision: str | None = None,
 ) -> FinetuneResult:
     """Fine-tune `model_path` on the first `size` training examples of `benchmark`; test it.
 
     Size 0 evaluates the pre-trained model only (no step, zero training FLOPs). See the module
-    docstring for the sequence format, losses and FLOP counts.
+    docstring for the sequence format, losses, FLOP counts, device, precision, micro-batches and
+    LoRA. Raises `JobConfigError` naming the key before any training when the device, the
+    precision, the LoRA target modules or the GPU's memory do not allow the job.
     """
     import torch
     import transformers
     from tqdm import tqdm
 
     from lensllm.data import training_subset
+    from lensllm.device import EnergyMeter, gpu_memory_bytes, gpu_name, resolve_device, resolve_precision
 
     start = time.perf_counter()
+    try:
+        device = resolve_device(config.device, "finetune.device")
+        precision = resolve_precision(config.precision, device, "finetune.precision")
+    except ValueError as err:
+        raise JobConfigError(str(err)) from err
+    meter = EnergyMeter(device).start()
     examples = training_subset(benchmark, size)
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    loaded = load_model(model_path, pad_token=config.pad_token, name=model_name, gguf_file=gguf_file)
+    loaded = load_model(model_path, pad_token=config.pad_token, name=model_name, gguf_file=gguf_file, revision=revision)
     model = loaded.model
+    n_params, n_matmul = sum(p.numel() for p in model.parameters()), _matmul_params(model)
+    if config.method == "lora":
+        model = apply_lora(model, config, loaded)
+        loaded = LoadedModel(loaded.name, model, loaded.tokenizer, loaded.is_encoder_decoder)
+    total_memory = gpu_memory_bytes(device)
+    if total_memory is not None:
+        from lensllm.resources import check_fits_gpu
+
+        try:
+            check_fits_gpu(n_params, total_memory, method=config.method, precision=precision.name,
+                           seq_len=config.max_len_source + config.max_len_target + 2,
+                           vocab=model.get_output_embeddings().weight.shape[0], device_name=gpu_name(device))
+        except ValueError as err:
+            raise JobConfigError(str(err)) from err
+    model.to(device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
     pad = loaded.tokenizer.pad_token_id
     train = encode_examples(examples, loaded, benchmark.kind, config)
     test = encode_examples(benchmark.test, loaded, benchmark.kind, config)
@@ -262,11 +345,33 @@ def finetune(
     generator = torch.Generator().manual_seed(config.seed)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    probe = train[: config.batch_size * config.flop_batches] or test[: config.batch_size * config.flop_batches]
-    probe_batches = [collate_rows(probe[i:i + config.batch_size], pad) for i in range(0, len(probe), config.batch_size)]
-    flops_per_token = _measure_flops_per_token(model, probe_batches, loaded.is_encoder_decoder)
+    micro = config.micro_batch_size or config.batch_size
+    auto_micro = config.micro_batch_size is None
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    def halve(err: RuntimeError) -> None:
+        """On an accelerator's out-of-memory error with automatic micro-batches: halve them."""
+        from lensllm.device import is_out_of_memory
+
+        nonlocal micro
+        if not auto_micro or micro == 1 or not is_out_of_memory(err):
+            raise err
+        model.zero_grad(set_to_none=True)
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        micro = max(1, micro // 2)
+        print(f"out of memory: micro-batch halved to {micro}", file=sys.stderr)
+
+    probe = train[: config.batch_size * config.flop_batches] or test[: config.batch_size * config.flop_batches]
+    while True:
+        try:
+            probe_batches = [collate_rows(probe[i:i + micro], pad, device) for i in range(0, len(probe), micro)]
+            flops_per_token = _measure_flops_per_token(model, probe_batches, loaded.is_encoder_decoder, precision, device)
+            break
+        except RuntimeError as err:
+            halve(err)
+
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    scaler = precision.scaler(device)
     warmup_steps = max(1, round(config.warmup * total_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min((step + 1) / warmup_steps, (total_steps - step) / max(1, total_steps - warmup_steps + 1))
@@ -280,28 +385,40 @@ def finetune(
         last_epoch_losses = []
         order = torch.randperm(len(train), generator=generator).tolist()
         for i in range(0, len(order), config.batch_size):
-            batch = collate_rows([train[j] for j in order[i:i + config.batch_size]], pad)
-            loss_sum, count = token_loss(model, batch, loaded.is_encoder_decoder)
-            loss = loss_sum / count
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
+            rows = [train[j] for j in order[i:i + config.batch_size]]
+            while True:
+                try:
+                    loss_value, positions = accumulate_gradients(model, rows, pad, micro, loaded.is_encoder_decoder,
+                                                                 precision, device, scaler)
+                    break
+                except RuntimeError as err:
+                    halve(err)
+            if scaler is not None:
+                scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            tokens_seen += _positions(batch, loaded.is_encoder_decoder)
-            last_epoch_losses.append(loss.item())
+            tokens_seen += positions
+            last_epoch_losses.append(loss_value)
             bar.update()
             bar.set_postfix(loss=f"{last_epoch_losses[-1]:.3f}", refresh=False)
     bar.close()
 
-    test_loss, test_tokens = _evaluate(model, test, pad, config.eval_batch_size, loaded.is_encoder_decoder)
+    test_loss, test_tokens = _evaluate(model, test, pad, config.eval_batch_size, loaded.is_encoder_decoder,
+                                       precision, device)
     curvature = None
     if config.hessian_probes:
         rows = encode_examples(training_subset(benchmark, min(config.hessian_examples, len(benchmark.train))),
                                loaded, benchmark.kind, config)
         curvature = loss_hessian_trace(model, rows, pad, config.eval_batch_size, loaded.is_encoder_decoder,
-                                       config.hessian_probes, config.seed)
-    n_matmul = _matmul_params(model)
+                                       config.hessian_probes, config.seed, precision, device)
+    energy = meter.stop()
+    per_token = 6.0 if config.method == "full" else 4.0
     return FinetuneResult(
         model=loaded.name,
         model_path=str(model_path),
@@ -315,10 +432,10 @@ def finetune(
         train_loss_final=sum(last_epoch_losses) / len(last_epoch_losses) if last_epoch_losses else None,
         steps=total_steps,
         tokens_seen=tokens_seen,
-        n_params=sum(p.numel() for p in model.parameters()),
+        n_params=n_params,
         n_params_matmul=n_matmul,
         flops_measured=flops_per_token * tokens_seen,
-        flops_analytic=6.0 * n_matmul * tokens_seen,
+        flops_analytic=per_token * n_matmul * tokens_seen,
         flops_per_token_measured=flops_per_token,
         hessian_trace=curvature.trace if curvature else None,
         hessian_trace_stderr=curvature.stderr if curvature else None,
@@ -327,7 +444,64 @@ def finetune(
         config=asdict(config),
         versions={"python": platform.python_version(), "torch": torch.__version__,
                   "transformers": transformers.__version__},
+        device=device,
+        precision=precision.name,
+        gpu_name=gpu_name(device),
+        method=config.method,
+        micro_batch_size=micro,
+        n_params_trainable=sum(p.numel() for p in trainable),
+        energy_joules=energy.joules,
+        energy_gpu_joules=energy.gpu_joules,
+        energy_cpu_joules=energy.cpu_joules,
     )
+
+
+def apply_lora(model: PreTrainedModel, config: FinetuneConfig, loaded: LoadedModel) -> PreTrainedModel:
+    """`model` with LoRA adapters (peft) on `config.lora_target_modules`, only they trainable.
+
+    Raises `JobConfigError` naming `finetune.lora_target_modules` when they match no module (or,
+    left empty, when peft has no default modules for the architecture), listing the model's linear
+    layers to choose from.
+    """
+    try:
+        from peft import LoraConfig, TaskType, get_peft_model
+    except ImportError as err:
+        raise JobConfigError("finetune.method: 'lora' needs the peft package (pip install peft)") from err
+    import torch
+
+    linear = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                     if isinstance(module, torch.nn.Linear) or type(module).__name__ == "Conv1D"})
+    task = TaskType.SEQ_2_SEQ_LM if loaded.is_encoder_decoder else TaskType.CAUSAL_LM
+    targets = list(config.lora_target_modules) if config.lora_target_modules else None
+    lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=0.0, target_modules=targets,
+                      task_type=task)
+    try:
+        return get_peft_model(model, lora)
+    except ValueError as err:
+        what = f"{targets} match no module" if targets else "are empty and peft knows no default modules"
+        raise JobConfigError(f"finetune.lora_target_modules: {what} of model {loaded.name!r} (its linear layers: "
+                             f"{', '.join(linear)}): {err}") from err
+
+
+def accumulate_gradients(model: PreTrainedModel, rows: Sequence[tuple[list[int], list[int]]], pad: int, micro: int,
+                         encoder_decoder: bool, precision, device: str, scaler=None) -> tuple[float, int]:
+    """Backward of one optimizer step's batch `rows`, in micro-batches of `micro` rows.
+
+    Each micro-batch's summed loss is divided by the target tokens of the whole batch, so the
+    accumulated gradient is that of the batch's mean per-token loss whatever `micro` is. Returns
+    (that mean loss, the token positions computed).
+    """
+    batches = [collate_rows(rows[k:k + micro], pad, device) for k in range(0, len(rows), micro)]
+    total = sum(labelled_tokens(batch, encoder_decoder) for batch in batches)
+    loss_value, positions = 0.0, 0
+    for batch in batches:
+        with precision.autocast(device):
+            loss_sum, _ = token_loss(model, batch, encoder_decoder)
+        loss = loss_sum / total
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        loss_value += loss.item()
+        positions += _positions(batch, encoder_decoder)
+    return loss_value, positions
 
 
 def write_result_json(result: FinetuneResult, path: str | os.PathLike) -> None:
@@ -336,8 +510,8 @@ def write_result_json(result: FinetuneResult, path: str | os.PathLike) -> None:
         tmp.write_text(json.dumps(asdict(result), indent=2) + "\n")
 
 
-def collate_rows(rows: Sequence[tuple[list[int], list[int]]], pad: int) -> dict[str, torch.Tensor]:
-    """Right-pad (inputs, labels) rows: inputs with `pad` and mask 0, labels with -100."""
+def collate_rows(rows: Sequence[tuple[list[int], list[int]]], pad: int, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """Right-pad (inputs, labels) rows: inputs with `pad` and mask 0, labels with -100; on `device`."""
     import torch
 
     width_in = max(len(inputs) for inputs, _ in rows)
@@ -349,7 +523,8 @@ def collate_rows(rows: Sequence[tuple[list[int], list[int]]], pad: int) -> dict[
         input_ids[row, : len(inputs)] = torch.tensor(inputs)
         attention_mask[row, : len(inputs)] = 1
         labels[row, : len(targets)] = torch.tensor(targets)
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    return batch if device == "cpu" else {k: v.to(device) for k, v in batch.items()}
 
 
 def token_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor], encoder_decoder: bool) -> tuple[torch.Tensor, int]:
@@ -371,16 +546,19 @@ def token_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor], encoder_d
 
 
 def _evaluate(model: PreTrainedModel, rows: Sequence[tuple[list[int], list[int]]], pad: int,
-              batch_size: int, encoder_decoder: bool) -> tuple[float, int]:
-    """(mean per-token test cross-entropy, number of target tokens), batches sorted by length."""
+              batch_size: int, encoder_decoder: bool, precision=None, device: str = "cpu") -> tuple[float, int]:
+    """(mean per-token test cross-entropy, number of target tokens), batches sorted by length,
+    on `device` under the autocast of `precision` (None: fp32)."""
+    import contextlib
+
     import torch
 
     model.eval()
     rows = sorted(rows, key=lambda row: (len(row[0]), len(row[1])))
     total, count = 0.0, 0
-    with torch.no_grad():
+    with torch.no_grad(), (precision.autocast(device) if precision else contextlib.nullcontext()):
         for i in range(0, len(rows), batch_size):
-            loss_sum, n = token_loss(model, collate_rows(rows[i:i + batch_size], pad), encoder_decoder)
+            loss_sum, n = token_loss(model, collate_rows(rows[i:i + batch_size], pad, device), encoder_decoder)
             total += float(loss_sum)
             count += n
     model.train()
@@ -388,23 +566,33 @@ def _evaluate(model: PreTrainedModel, rows: Sequence[tuple[list[int], list[int]]
 
 
 def loss_hessian_trace(model: PreTrainedModel, rows: Sequence[tuple[list[int], list[int]]], pad: int,
-                       batch_size: int, encoder_decoder: bool, probes: int, seed: int) -> HessianTrace:
+                       batch_size: int, encoder_decoder: bool, probes: int, seed: int, precision=None,
+                       device: str = "cpu") -> HessianTrace:
     """Hutchinson's tr(H) of the mean per-token loss on `rows`, w.r.t. every trainable parameter.
 
-    Eval mode (no dropout) and eager attention (double backward through every attention kernel);
-    the model is left as it was found.
+    Eval mode (no dropout) and eager attention (double backward through every attention kernel),
+    on `device` with the forward passes under the autocast of `precision` (None: fp32); the
+    model is left as it was found.
     """
     from lensllm.hessian import hutchinson_trace
 
-    batches = [collate_rows(rows[i:i + batch_size], pad) for i in range(0, len(rows), batch_size)]
+    batches = [collate_rows(rows[i:i + batch_size], pad, device) for i in range(0, len(rows), batch_size)]
     total = sum(labelled_tokens(batch, encoder_decoder) for batch in batches)
     params = [p for p in model.parameters() if p.requires_grad]
     original, was_training = model.config._attn_implementation, model.training
     model.set_attn_implementation("eager")
     model.eval()
     try:
-        losses = (token_loss(model, batch, encoder_decoder)[0] / total for batch in batches)
-        return hutchinson_trace(losses, params, probes, seed)
+        def losses():
+            for batch in batches:
+                if precision is None:
+                    yield token_loss(model, batch, encoder_decoder)[0] / total
+                else:
+                    with precision.autocast(device):
+                        loss_sum = token_loss(model, batch, encoder_decoder)[0]
+                    yield loss_sum / total
+
+        return hutchinson_trace(losses(), params, probes, seed)
     finally:
         model.zero_grad(set_to_none=True)
         model.set_attn_implementation(original)
@@ -423,11 +611,14 @@ def _positions(batch: dict[str, torch.Tensor], encoder_decoder: bool) -> int:
 
 
 def _measure_flops_per_token(model: PreTrainedModel, batches: Sequence[dict[str, torch.Tensor]],
-                             encoder_decoder: bool) -> float:
-    """FLOPs per token position of forward + backward on `batches`, counted with eager attention.
+                             encoder_decoder: bool, precision=None, device: str = "cpu") -> float:
+    """FLOPs per token position of forward + backward on `batches`, counted with eager attention,
+    on the device of the batches under the autocast of `precision` (None: fp32).
 
     The gradients are discarded: the weights are unchanged.
     """
+    import contextlib
+
     from torch.utils.flop_counter import FlopCounterMode
 
     original = model.config._attn_implementation
@@ -435,7 +626,8 @@ def _measure_flops_per_token(model: PreTrainedModel, batches: Sequence[dict[str,
     try:
         with FlopCounterMode(display=False) as counter:
             for batch in batches:
-                loss_sum, count = token_loss(model, batch, encoder_decoder)
+                with precision.autocast(device) if precision else contextlib.nullcontext():
+                    loss_sum, count = token_loss(model, batch, encoder_decoder)
                 (loss_sum / max(1, count)).backward()
     finally:
         model.zero_grad(set_to_none=True)
@@ -478,6 +670,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="training examples the Hessian trace is taken on (the same for every size)")
     parser.add_argument("--pad-token", choices=PAD_CHOICES, help="pad with this token if the tokenizer has none")
     parser.add_argument("--gguf-file", help="a GGUF file in the model directory to load (de-quantized by transformers)")
+    parser.add_argument("--revision", help="hub commit, branch or tag of --model (pinned in the models sheet)")
+    parser.add_argument("--device", default=defaults.device, help="auto (cuda, else mps, else cpu), cpu, cuda, cuda:N, mps")
+    parser.add_argument("--precision", default=defaults.precision, choices=PRECISIONS,
+                        help="fp32; bf16 or fp16 (CUDA only) autocast over fp32 master weights")
+    parser.add_argument("--micro-batch-size", type=int,
+                        help="examples per forward/backward, gradients accumulated to --batch-size "
+                             "(default: --batch-size, halved on an out-of-memory error)")
+    parser.add_argument("--method", default=defaults.method, choices=METHODS, help="full fine-tuning or LoRA (peft)")
+    parser.add_argument("--lora-rank", type=int, default=defaults.lora_rank)
+    parser.add_argument("--lora-alpha", type=float, default=defaults.lora_alpha)
+    parser.add_argument("--lora-target-modules", nargs="+",
+                        help="module names the LoRA adapters go on (default: peft's for the architecture)")
+    parser.add_argument("--gpu-slots", type=int, default=0,
+                        help="GPUs of this workstation: claim a free one (CUDA_VISIBLE_DEVICES) before starting; "
+                             "0 (default) leaves the placement to the scheduler")
+    parser.add_argument("--gpu-lock-dir", default=".gpu_slots", help="directory of the GPU slot locks of the run")
     args = parser.parse_args(argv)
 
     if len(args.size) != len(args.out):
@@ -488,10 +696,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_len_target=args.max_len_target, seed=args.seed, weight_decay=args.weight_decay,
             warmup=args.warmup, threads=args.threads, pad_token=args.pad_token,
             hessian_probes=args.hessian_probes, hessian_examples=args.hessian_examples,
+            device=args.device, precision=args.precision, micro_batch_size=args.micro_batch_size,
+            method=args.method, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
+            lora_target_modules=tuple(args.lora_target_modules) if args.lora_target_modules else None,
         )
     except ValueError as err:
         parser.error(str(err))
+    slot = None
+    if args.gpu_slots:  # before torch starts CUDA
+        from lensllm.device import claim_gpu_slot
+
+        try:
+            slot = claim_gpu_slot(args.gpu_slots, args.gpu_lock_dir)
+        except (ValueError, TimeoutError) as err:
+            parser.error(str(err))
+        print(f"GPU slot {slot.index}: CUDA_VISIBLE_DEVICES={slot.gpu}", file=sys.stderr)
     from lensllm.data import read_benchmark
+    from lensllm.device import resolve_device, resolve_precision
+
+    try:
+        resolve_precision(config.precision, resolve_device(config.device, "finetune.device"), "finetune.precision")
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
     if not Path(args.benchmark).is_file():
         parser.error(f"--benchmark {args.benchmark}: no such file")
@@ -502,8 +729,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                          f"{len(benchmark.train)} training examples; sizes must be in 0..{len(benchmark.train)}")
     for size, out in zip(args.size, args.out):
         try:
-            result = finetune(args.model, benchmark, size, config, model_name=args.model_name, gguf_file=args.gguf_file)
-        except ModelLoadError as err:
+            result = finetune(args.model, benchmark, size, config, model_name=args.model_name, gguf_file=args.gguf_file,
+                              revision=args.revision)
+        except (ModelLoadError, JobConfigError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
         write_result_json(result, out)

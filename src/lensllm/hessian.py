@@ -38,12 +38,13 @@ class HessianTrace:
 
 
 def rademacher_like(params: Sequence[torch.Tensor], seed: int) -> list[torch.Tensor]:
-    """One Rademacher vector shaped like `params` (entries +-1), from a generator seeded with `seed`."""
+    """One Rademacher vector shaped like `params` (entries +-1), from a CPU generator seeded with `seed`
+    (the same vector on every device), placed on the parameters' devices."""
     import torch
 
     generator = torch.Generator().manual_seed(seed)
     return [
-        torch.randint(0, 2, p.shape, generator=generator, dtype=torch.int8).to(p.dtype).mul_(2).sub_(1)
+        torch.randint(0, 2, p.shape, generator=generator, dtype=torch.int8).to(device=p.device, dtype=p.dtype).mul_(2).sub_(1)
         for p in params
     ]
 

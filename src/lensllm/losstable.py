@@ -136,3 +136,27 @@ def write_losstable(table: LossTable, path: str | os.PathLike) -> None:
     frame[FAMILY_COLUMN] = list(table.families)
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, sep="\t" if path.suffix == ".tsv" else ",", index=False, float_format="%.10g")
+
+
+def restrict_params(table: LossTable, max_params: float | None) -> LossTable:
+    """The candidates of `table` with fewer than `max_params` parameters (all of them for None).
+
+    The size constraint of Lin et al.'s (2024) ablation ("models below 7B, 1.9B, 1.4B, 700M"); as a
+    filter of the loss table it applies to published curves and to our grid alike.
+    """
+    if max_params is None:
+        return table
+    keep = table.params < max_params
+    if keep.sum() < 2:
+        raise LossTableError(
+            f"{table.benchmark}: max_params {max_params:g} leaves {int(keep.sum())} candidate(s) of "
+            f"{len(table.models)} (parameter counts {sorted(table.params.tolist())}); choosing needs two"
+        )
+    return LossTable(
+        table.benchmark,
+        tuple(m for m, k in zip(table.models, keep) if k),
+        table.sizes,
+        table.losses[keep].copy(),
+        table.params[keep].copy(),
+        tuple(f for f, k in zip(table.families, keep) if k),
+    )

@@ -27,6 +27,10 @@ scaled to all n by token positions), plus 2 n^2 p for the Gram matrix of p param
 the eigendecomposition; and its seconds: `seconds` for the kernel, F and its spectrum, and
 `load_seconds` for loading the model (in a fresh process mostly the import of its transformers
 module).
+
+Device and precision (`ntk.device`, `finetune.precision`): the passes run on the device, under the
+precision's autocast; the per-example gradients come back to the host in float32, where the Gram
+matrix and its spectrum are computed as above.
 """
 
 from __future__ import annotations
@@ -73,6 +77,8 @@ class NtkTerm:
     flops: float
     seconds: float
     load_seconds: float = 0.0
+    device: str = "cpu"
+    precision: str = "fp32"
 
     def f(self, t) -> np.ndarray:
         """F(t) = sum_k exp(-2 eta lambda_k t) (u_k . r0)^2, at one or many t >= 0."""
@@ -139,13 +145,16 @@ def empirical_ntk(
     pad: int,
     encoder_decoder: bool,
     params: Sequence[torch.Tensor],
+    precision=None,
+    device: str = "cpu",
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """(Theta, f0(X), FLOPs of the passes): one backward per example for the gradient of f(x).
 
     The gradients are stacked in float32 (n x p); the Gram matrix is summed in float64 over
     float32 products of chunks of columns (fast, about 1e-7 relative error), in about 4 n p bytes.
     The FLOPs of the first example's passes are counted by `FlopCounterMode` (counting all of
-    them would triple the time) and scaled to all by their token positions.
+    them would triple the time) and scaled to all by their token positions. The passes run on
+    `device` under the autocast of `precision` (None: fp32).
     """
     import contextlib
 
@@ -160,11 +169,12 @@ def empirical_ntk(
     counter = FlopCounterMode(display=False)
     for i, row in enumerate(rows):
         with counter if i == 0 else contextlib.nullcontext():
-            loss_sum, count = token_loss(model, collate_rows([row], pad), encoder_decoder)
+            with precision.autocast(device) if precision else contextlib.nullcontext():
+                loss_sum, count = token_loss(model, collate_rows([row], pad, device), encoder_decoder)
             output = -loss_sum / count
             grads = torch.autograd.grad(output, params, allow_unused=True)
         gradients[i] = torch.cat([
-            torch.zeros(p.numel()) if g is None else g.reshape(-1) for g, p in zip(grads, params)
+            torch.zeros(p.numel()) if g is None else g.reshape(-1).float().cpu() for g, p in zip(grads, params)
         ])
         outputs[i] = float(output.detach())
     positions = [len(inputs) + (len(labels) if encoder_decoder else 0) for inputs, labels in rows]
@@ -189,21 +199,29 @@ def compute_ntk(
     finetune_config: FinetuneConfig | None = None,
     model_name: str | None = None,
     gguf_file: str | None = None,
+    revision: str | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> NtkTerm:
     """Load the pre-trained model and measure its NTK term on `benchmark` (see the module docstring).
 
     The probe examples are encoded like the fine-tuning job's (`finetune_config`: maximum lengths,
-    pad token), so f0 is minus the loss fine-tuning starts from.
+    pad token), so f0 is minus the loss fine-tuning starts from. `device` ('auto' or a name) and
+    `precision` are resolved by `lensllm.device` (ValueError naming ntk.device or
+    finetune.precision when they cannot be used).
     """
     import torch
 
+    from lensllm.device import resolve_device, resolve_precision
     from lensllm.finetune import FinetuneConfig, encode_examples, load_model
 
     start = time.perf_counter()
+    device = resolve_device(device, "ntk.device")
+    amp = resolve_precision(precision, device, "finetune.precision")
     config = finetune_config or FinetuneConfig()
     torch.set_num_threads(config.threads)
-    loaded = load_model(model_path, pad_token=config.pad_token, name=model_name, gguf_file=gguf_file)
-    model = loaded.model
+    loaded = load_model(model_path, pad_token=config.pad_token, name=model_name, gguf_file=gguf_file, revision=revision)
+    model = loaded.model.to(device)
     loaded_at = time.perf_counter()
     model.eval()
     model.set_attn_implementation("eager")
@@ -214,7 +232,8 @@ def compute_ntk(
     examples = [benchmark.train[i] for i in probe_indices(len(benchmark.train), n_probes, seed)]
     rows = encode_examples(examples, loaded, benchmark.kind, config)
     params = [p for _, p in chosen]
-    kernel, outputs, pass_flops = empirical_ntk(model, rows, loaded.tokenizer.pad_token_id, loaded.is_encoder_decoder, params)
+    kernel, outputs, pass_flops = empirical_ntk(model, rows, loaded.tokenizer.pad_token_id, loaded.is_encoder_decoder,
+                                                params, amp, device)
     residuals = outputs  # f0(X) - Y with Y = 0: a perfect model gives every target token probability 1
     eigenvalues, projections = kernel_spectrum(kernel, residuals)
     n, used = len(rows), sum(p.numel() for p in params)
@@ -233,6 +252,8 @@ def compute_ntk(
         flops=pass_flops + 2.0 * n * n * used + 9.0 * n**3,
         seconds=round(time.perf_counter() - loaded_at, 3),
         load_seconds=round(loaded_at - start, 3),
+        device=device,
+        precision=amp.name,
     )
 
 
@@ -293,11 +314,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--pad-token", choices=PAD_CHOICES, help="pad with this token if the tokenizer has none")
     parser.add_argument("--gguf-file", help="a GGUF file in the model directory to load")
+    parser.add_argument("--revision", help="hub commit, branch or tag of --model")
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (ntk.device)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                        help="autocast of the passes (finetune.precision)")
+    parser.add_argument("--gpu-slots", type=int, default=0, help="claim one of this many GPU slots (a workstation)")
+    parser.add_argument("--gpu-lock-dir", default=".gpu_slots", help="directory of the GPU slot locks of the run")
     args = parser.parse_args(argv)
     if args.probes < 2 or args.eta <= 0 or args.max_params < 1:
         parser.error("--probes >= 2, --eta > 0 and --max-params >= 1 are required")
     if not Path(args.benchmark).is_file():
         parser.error(f"--benchmark {args.benchmark}: no such file")
+    if args.gpu_slots:  # before torch starts CUDA
+        from lensllm.device import claim_gpu_slot
+
+        try:
+            claim_gpu_slot(args.gpu_slots, args.gpu_lock_dir)
+        except (ValueError, TimeoutError) as err:
+            parser.error(str(err))
     from lensllm.data import read_benchmark
 
     benchmark = read_benchmark(args.benchmark)
@@ -306,8 +340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         term = compute_ntk(args.model, benchmark, eta=args.eta, n_probes=args.probes, seed=args.seed,
                            max_params=args.max_params, finetune_config=config, model_name=args.model_name,
-                           gguf_file=args.gguf_file)
-    except ModelLoadError as err:
+                           gguf_file=args.gguf_file, revision=args.revision, device=args.device,
+                           precision=args.precision)
+    except (ModelLoadError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     write_ntk(term, args.out)

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from lensllm.losstable import LossTable, read_losstable, write_losstable
+from lensllm.losstable import LossTable, read_losstable, restrict_params, write_losstable
 from lensllm.atomic import atomic_path
 
 CURVES_URL = (
@@ -58,12 +58,14 @@ def fetch_curves(
     curves_dir: str | os.PathLike | None = None,
     base_url: str = CURVES_URL,
     sha256: dict[str, str] | None = None,
+    max_params: float | None = None,
 ) -> LossTable:
     """Get the curves of `benchmark`, validate them and write them as a TSV loss table to `output`.
 
     Downloads ``<base_url>/<benchmark>.csv`` (kept, checked, in ``<output dir>/downloads/``), or
     reads ``<curves_dir>/<benchmark>.csv`` when `curves_dir` is given. `base_url` may be a
-    ``file://`` URL.
+    ``file://`` URL. With `max_params`, only the models with fewer parameters are kept
+    (`lensllm.losstable.restrict_params`).
     """
     output = Path(output)
     if curves_dir is not None:
@@ -78,5 +80,6 @@ def fetch_curves(
         raw = output.parent / "downloads" / f"{benchmark}.csv"
         download(base_url.rstrip("/") + f"/{benchmark}.csv", checksums[benchmark], raw)
         table = read_losstable(raw, benchmark)
+    table = restrict_params(table, max_params)
     write_losstable(table, output)
     return table

@@ -8,6 +8,8 @@ The pick is the candidate with the largest P(best) under `pick_method`; the runn
 Cost, per candidate: `flops_spent` is the sum of the measured FLOPs of its fine-tunes (sizes up
 to b); `flops_at_full`, the estimated FLOPs of fine-tuning it on N examples, scales its measured
 fine-tune at b linearly in the examples: FLOPs(b) * N / b (same epochs, same example lengths).
+`energy_spent` is the joules of those fine-tunes as their jobs measured them (NVML, RAPL), empty
+unless every one of them was measured.
 
 When P(best) of the pick is below `settle_p_best`, the recommendation names the next step that
 would settle it: the contenders (the fewest candidates, by P(best), holding 95% of it, at least
@@ -23,7 +25,7 @@ what it has been measured to be.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -34,7 +36,7 @@ from lensllm.selection import ModelTerms, SelectionSettings
 from lensllm.uncertainty import Forecast, UncertaintySettings, forecast
 
 RECOMMENDATION_COLUMNS = ["benchmark", "method", "model", "rank", "p_best", "predicted", "low", "high", "level",
-                          "budget", "full_size", "flops_spent", "flops_at_full", "excluded"]
+                          "budget", "full_size", "flops_spent", "energy_spent", "flops_at_full", "excluded"]
 CONTENDER_MASS = 0.95
 RECOMMENDATION_HEADER = "# Recommendation\n\n"
 
@@ -64,6 +66,7 @@ class Recommendation:
     coverage: Mapping[str, str]
     settle_p_best: float
     flops_budget: float | None = None
+    energy_spent: Mapping[str, float | None] = field(default_factory=dict)
 
     def forecast_of(self, method: str) -> Forecast:
         """The forecast of `method`."""
@@ -116,11 +119,13 @@ def recommend(
     coverage: Mapping[str, str] | None = None,
     terms: ModelTerms | None = None,
     flops_budget: float | None = None,
+    energy: Mapping[tuple[str, int], float | None] | None = None,
 ) -> Recommendation:
     """Forecast every candidate's loss at `full_size` with each method from the table's columns up to
     `budget` (nothing above it is read) and make the recommendation. `flops[(model, size)]` are the
     measured FLOPs of the fine-tunes; `coverage[method]` the measured coverage text of its intervals;
-    `flops_budget` the FLOPs budget that chose `budget`, if one did."""
+    `flops_budget` the FLOPs budget that chose `budget`, if one did; `energy[(model, size)]` the
+    measured joules of the fine-tunes (None where not measured)."""
     if pick_method not in methods:
         raise ValueError(f"key 'select.pick_method': {pick_method} is not one of select.methods {list(methods)}")
     if len(table.models) < 2:
@@ -136,8 +141,12 @@ def recommend(
         raise ValueError(f"{table.benchmark}: no measured FLOPs of the fine-tune at {budget} for {missing}")
     spent = {m: float(sum(f for (model, size), f in flops.items() if model == m and size <= budget)) for m in table.models}
     at_full = {m: float(flops[(m, budget)] * full_size / budget) for m in table.models}
+    from lensllm.cost import selection_energy
+
+    spent_energy = {m: selection_energy([(model, size) for model, size in flops if model == m and size <= budget],
+                                        energy or {}) for m in table.models}
     return Recommendation(table.benchmark, budget, full_size, uncertainty.level, pick_method, forecasts, spent, at_full,
-                          dict(coverage or {}), settle_p_best, flops_budget)
+                          dict(coverage or {}), settle_p_best, flops_budget, spent_energy)
 
 
 def recommendation_frame(recommendations: Sequence[Recommendation]) -> pd.DataFrame:
@@ -150,15 +159,19 @@ def recommendation_frame(recommendations: Sequence[Recommendation]) -> pd.DataFr
             for rank, (model, p) in enumerate(r.ranking(f.method), start=1):
                 i = index[model]
                 rows.append([r.benchmark, f.method, model, rank, p, f.median[i], low[i], high[i], r.level, r.budget,
-                             r.full_size, r.flops_spent[model], r.flops_at_full[model], ""])
+                             r.full_size, r.flops_spent[model], r.energy_spent.get(model), r.flops_at_full[model], ""])
             for model, why in f.excluded:
                 rows.append([r.benchmark, f.method, model, None, None, None, None, None, r.level, r.budget, r.full_size,
-                             r.flops_spent.get(model), r.flops_at_full.get(model), why])
+                             r.flops_spent.get(model), r.energy_spent.get(model), r.flops_at_full.get(model), why])
     return pd.DataFrame(rows, columns=RECOMMENDATION_COLUMNS)
 
 
 def _flops(value: float) -> str:
     return f"{value:.2e}"
+
+
+def _joules(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.3g} J"
 
 
 def _certainty(p: float) -> str:
@@ -207,18 +220,19 @@ def recommendation_markdown(recommendations: Sequence[Recommendation], title: bo
         out += [
             f"Intervals: nominal {percent}, {measured}.",
             "",
-            f"| rank | model | P(best) | predicted loss at N | {percent} interval | FLOPs spent | FLOPs at N |",
-            "|---|---|---|---|---|---|---|",
+            f"| rank | model | P(best) | predicted loss at N | {percent} interval | FLOPs spent | energy spent | FLOPs at N |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         low, high = pick.interval(r.level)
         index = {m: i for i, m in enumerate(pick.models)}
         for rank, (model, p) in enumerate(r.ranking(), start=1):
             i = index[model]
             out.append(f"| {rank} | {model} | {p:.2f} | {pick.median[i]:.4f} | {low[i]:.4f} - {high[i]:.4f} | "
-                       f"{_flops(r.flops_spent[model])} | {_flops(r.flops_at_full[model])} |")
+                       f"{_flops(r.flops_spent[model])} | {_joules(r.energy_spent.get(model))} | "
+                       f"{_flops(r.flops_at_full[model])} |")
         for model, why in pick.excluded:
             out.append(f"| - | {model} | - | left out: {why} | | {_flops(r.flops_spent[model])} | "
-                       f"{_flops(r.flops_at_full[model])} |")
+                       f"{_joules(r.energy_spent.get(model))} | {_flops(r.flops_at_full[model])} |")
         out += ["", "Every method's predicted loss at N (median, interval, P(best)), and the coverage its "
                 f"nominal {percent} intervals reached on the published curves:", ""]
         methods = [f.method for f in r.forecasts]

@@ -18,7 +18,7 @@ Figures use the Agg backend with a fixed size and dpi, so they render the same e
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import matplotlib
 
@@ -69,8 +69,24 @@ def _format(value: float, rank: int | None, bold: str, underline: str) -> str:
     return text
 
 
+# A Markdown table wider than this many value columns is written as one table per benchmark.
+MAX_MARKDOWN_COLUMNS = 12
+
+
+def _per_benchmark(selection: pd.DataFrame, render) -> str | None:
+    """`render` of each benchmark's rows under a heading, when the whole table would be too wide."""
+    benchmarks = list(dict.fromkeys(selection["benchmark"]))
+    if len(benchmarks) < 2 or len(_wide(selection).columns) <= MAX_MARKDOWN_COLUMNS:
+        return None
+    return "\n".join(f"### {b}\n\n" + render(selection[selection["benchmark"] == b]) for b in benchmarks)
+
+
 def selection_markdown(selection: pd.DataFrame) -> str:
-    """The selection table as Markdown: best value of a row per benchmark in bold, second underlined."""
+    """The selection table as Markdown: best value of a row per benchmark in bold, second underlined;
+    one table per benchmark when all of them would pass `MAX_MARKDOWN_COLUMNS` columns."""
+    split = _per_benchmark(selection, selection_markdown)
+    if split is not None:
+        return split
     wide = _wide(selection)
     header = "| Metric | Ratio | " + " | ".join(f"{b} {m}" for b, m in wide.columns) + " |"
     lines = [header, "|" + "---|" * (len(wide.columns) + 2)]
@@ -105,15 +121,20 @@ def _tex(text: str) -> str:
     return text.replace("_", "\\_").replace("&", "\\&").replace("%", "\\%")
 
 
-def flops_markdown(selection: pd.DataFrame) -> str:
-    """The FLOPs each method was charged at each budget (fine-tunes plus NTK or spectra), Markdown."""
-    flops = selection[selection["metric"] == "PearCorr"].pivot_table(
-        index="ratio", columns=["benchmark", "method"], values="flops", sort=False
+def flops_markdown(selection: pd.DataFrame, column: str = "flops") -> str:
+    """The FLOPs (or, with column="energy_joules", the measured joules) each method was charged at
+    each budget, Markdown; one table per benchmark when all of them would pass
+    `MAX_MARKDOWN_COLUMNS` columns. An unmeasured energy shows as a dash."""
+    split = _per_benchmark(selection, lambda part: flops_markdown(part, column))
+    if split is not None:
+        return split
+    costs = selection[selection["metric"] == "PearCorr"].pivot_table(
+        index="ratio", columns=["benchmark", "method"], values=column, sort=False, dropna=False
     )
-    columns = [c for c in _wide(selection).columns if c in flops.columns]
+    columns = [c for c in _wide(selection).columns if c in costs.columns]
     lines = ["| Ratio | " + " | ".join(f"{b} {m}" for b, m in columns) + " |", "|" + "---|" * (len(columns) + 1)]
-    for ratio, row in flops.sort_index(ascending=False).iterrows():
-        lines.append(f"| 1/{ratio} | " + " | ".join(f"{row[c]:.3g}" for c in columns) + " |")
+    for ratio, row in costs.sort_index(ascending=False).iterrows():
+        lines.append(f"| 1/{ratio} | " + " | ".join(_number(row[c], ".3g") for c in columns) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -141,13 +162,19 @@ def _number(value, spec: str = ".4f") -> str:
 def write_selection_tables(selection: pd.DataFrame, markdown_path: str | os.PathLike, latex_path: str | os.PathLike) -> None:
     """Write the Markdown (with the FLOPs table) and LaTeX renderings of the selection table atomically."""
     markdown = selection_markdown(selection) + "\nFLOPs charged to each method (fine-tunes, plus NTK or weight spectra):\n\n"
-    write_text(markdown_path, markdown + flops_markdown(selection))
+    markdown += flops_markdown(selection)
+    if "energy_joules" in selection and selection["energy_joules"].notna().any():
+        markdown += "\nEnergy of each method's fine-tunes (joules, NVML and RAPL counters; a dash where not measured):\n\n"
+        markdown += flops_markdown(selection, "energy_joules")
+    write_text(markdown_path, markdown)
     write_text(latex_path, selection_latex(selection))
 
 
-def _save(fig: plt.Figure, path: str | os.PathLike) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=DPI, format=os.path.splitext(str(path))[1].lstrip(".") or "png")
+def _save(fig: plt.Figure, path: str | os.PathLike | Sequence[str | os.PathLike]) -> None:
+    """Write `fig` to `path` (or to each of a list of paths: PNG and PDF by extension), atomically."""
+    for one in [path] if isinstance(path, (str, os.PathLike)) else path:
+        with atomic_path(one) as tmp:
+            fig.savefig(tmp, dpi=DPI, format=os.path.splitext(str(one))[1].lstrip(".") or "png")
     plt.close(fig)
 
 

@@ -36,6 +36,9 @@ The selectors (the training sizes of a budget are the table's non-zero sizes up 
   [0, t_budget * target / budget] (the steps a fine-tune at the target would take). F(t) is
   non-increasing in t, so fitting t is fitting F within [F(t_max), F(0)]; the fitted t is logged.
   Both NTK selectors are charged the NTK's FLOPs of every model on top of their fine-tunes.
+- ``Adaptive`` (`lensllm.adaptive`): AtS's least compute spent in two rounds, every model on the
+  sizes up to b / 2 first, then the sizes up to 2 b that reduce the forecast variance most per FLOP
+  (weighted by P(best)); it needs the FLOPs of each fine-tune (`ModelTerms.flops`).
 - ``NLPMetrics``: the mean power-law exponent alpha of the pre-trained weights' spectra
   (`lensllm.spectra`; or its weighted variant, `nlpmetrics_metric`); lower is better. It needs no
   fine-tune, only the spectra, whose FLOPs it is charged.
@@ -44,6 +47,7 @@ The selectors (the training sizes of a budget are the table's non-zero sizes up 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -70,6 +74,16 @@ class SelectionSettings:
     n_random_starts: int = 1
     lensllm_power_weight: float = 4.0
     nlpmetrics_metric: str = "alpha"
+    adaptive_first_round: int = 2
+    adaptive_reach: int = 2
+    adaptive_contention: float = 0.0
+    adaptive_prior: bool = False
+
+    def adaptive(self):
+        """The `Adaptive` selector's own settings."""
+        from lensllm.adaptive import AdaptiveSettings
+
+        return AdaptiveSettings(self.adaptive_first_round, self.adaptive_reach, self.adaptive_contention, self.adaptive_prior)
 
     def __post_init__(self) -> None:
         if self.nlpmetrics_metric not in ("alpha", "alpha_weighted"):
@@ -81,12 +95,16 @@ class ModelTerms:
     """What the selectors may know about each model beyond its loss curve (our grid only).
 
     `ntk[model]`: the NTK term on this benchmark; `steps[(model, size)]`: the optimizer steps of
-    that fine-tune; `weights[model]`: the weight-spectrum metrics.
+    that fine-tune; `weights[model]`: the weight-spectrum metrics; `flops[(model, size)]`: the FLOPs
+    of that fine-tune (any source of curves; `Adaptive` spends by them); `library`: other benchmarks'
+    complete loss tables, Adaptive's prior (never the benchmark being evaluated).
     """
 
     ntk: Mapping[str, NtkTerm] = field(default_factory=dict)
     steps: Mapping[tuple[str, int], int] = field(default_factory=dict)
     weights: Mapping[str, WeightMetrics] = field(default_factory=dict)
+    flops: Mapping[tuple[str, int], float] = field(default_factory=dict)
+    library: tuple[LossTable, ...] = ()
 
     def require(self, method: str, what: str, models: Sequence[str]) -> None:
         """Stop with a message naming `method` and the models when `what` is missing for any."""
@@ -385,3 +403,30 @@ def nlp_metrics(table, budgets, target, settings, terms):
     scores = tuple(getattr(terms.weights[m], settings.nlpmetrics_metric) for m in table.models)
     cost = sum(terms.weights[m].flops for m in table.models)
     return [Selection("NLPMetrics", b, target, table.models, scores, False, (), extra_flops=cost) for b in budgets]
+
+
+@selector("Adaptive")
+def adaptive(table, budgets, target, settings, terms):
+    """Two rounds within AtS's least compute (lensllm.adaptive), on the cells of the table it buys."""
+    from lensllm import adaptive as rounds
+
+    if not terms.flops:
+        raise ValueError("Adaptive needs the FLOPs of every fine-tune (rule finetune_flops) to spend its compute")
+    knobs = settings.adaptive()
+    if knobs.prior and any(t.benchmark == table.benchmark for t in terms.library):
+        raise ValueError(f"{table.benchmark}: Adaptive's prior may not learn from the benchmark it evaluates")
+    prior = rounds.LibraryPrior.learn(terms.library, settings.ats_k, settings.ats_delta) if knobs.prior else None
+    selections = []
+    for budget in budgets:
+        shop = rounds.Shop(table, knobs.reach * budget, target)
+        for model in table.models:
+            for size in rounds.first_round_sizes(table.sizes, budget, knobs):
+                shop.buy(model, size)
+        measured = {(m, s): terms.flops[(m, s)] for m, s in shop.finetunes}
+        plan = rounds.plan_round(shop.owned, table.sizes, budget, target, rounds.estimated_flops(measured, table.sizes),
+                                 settings.ats_k, settings.ats_delta, knobs)
+        for model, size in plan.buys:
+            shop.buy(model, size)
+        selections.append(rounds.selection_of(shop.owned, table.models, budget, target, settings.ats_k,
+                                              settings.ats_delta, knobs, prior))
+    return selections

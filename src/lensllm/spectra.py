@@ -24,6 +24,10 @@ every 2-D weight of a linear (or GPT-2 Conv1D) layer with both sides at least `m
 tables, and the output head tied to them, are left out. We implement the estimator here (a page of
 numpy) instead of depending on weightwatcher at run time: it would bring scikit-learn, powerlaw and
 five more packages for these forty lines.
+
+`--device` (the workflow passes `ntk.device`): the singular values are computed there by
+`torch.linalg.svdvals` in float64 (a GPU makes the large layers of 7B-class models fast); on the
+CPU, by numpy as above.
 """
 
 from __future__ import annotations
@@ -96,9 +100,15 @@ def fit_power_law(eigenvalues, min_tail: int = MIN_TAIL) -> PowerLawFit:
     return best
 
 
-def spectrum(weight: np.ndarray) -> np.ndarray:
-    """The eigenvalues of W^T W (squared singular values of W), ascending."""
-    return np.sort(np.linalg.svd(np.asarray(weight, dtype=np.float64), compute_uv=False) ** 2)
+def spectrum(weight: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """The eigenvalues of W^T W (squared singular values of W), ascending, in float64 (numpy, or
+    `torch.linalg.svdvals` on a CUDA device)."""
+    if not device.startswith("cuda"):  # the CPU, and MPS (no float64 there)
+        return np.sort(np.linalg.svd(np.asarray(weight, dtype=np.float64), compute_uv=False) ** 2)
+    import torch
+
+    values = torch.linalg.svdvals(torch.as_tensor(np.asarray(weight), device=device).double())
+    return np.sort(values.cpu().numpy() ** 2)
 
 
 def layer_weights(model: PreTrainedModel, min_side: int = MIN_SIDE) -> list[tuple[str, np.ndarray]]:
@@ -116,12 +126,13 @@ def layer_weights(model: PreTrainedModel, min_side: int = MIN_SIDE) -> list[tupl
     return layers
 
 
-def weight_metrics(name: str, layers: Sequence[tuple[str, np.ndarray]], min_tail: int = MIN_TAIL) -> WeightMetrics:
-    """Fit every layer's spectrum; alpha and alpha_weighted are the means over layers."""
+def weight_metrics(name: str, layers: Sequence[tuple[str, np.ndarray]], min_tail: int = MIN_TAIL,
+                   device: str = "cpu") -> WeightMetrics:
+    """Fit every layer's spectrum (computed on `device`); alpha and alpha_weighted are the means over layers."""
     start = time.perf_counter()
     if not layers:
         raise ValueError(f"model {name!r}: no linear layer with both sides >= {MIN_SIDE} to measure")
-    fits = tuple((layer, fit_power_law(spectrum(w), min(min_tail, min(w.shape)))) for layer, w in layers)
+    fits = tuple((layer, fit_power_law(spectrum(w, device), min(min_tail, min(w.shape)))) for layer, w in layers)
     alphas = np.array([f.alpha for _, f in fits])
     weighted = np.array([f.alpha * np.log10(f.lambda_max) for _, f in fits])
     flops = float(sum(4.0 * max(w.shape) * min(w.shape) ** 2 for _, w in layers))  # SVD, singular values only
@@ -165,13 +176,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="the metrics JSON to write")
     parser.add_argument("--pad-token", choices=("eos",), help="pad with this token if the tokenizer has none")
     parser.add_argument("--gguf-file", help="a GGUF file in the model directory to load")
+    parser.add_argument("--revision", help="hub commit, branch or tag of --model")
+    parser.add_argument("--device", default="cpu", help="where the SVDs run: auto, cpu, cuda, cuda:N, mps (ntk.device)")
+    parser.add_argument("--gpu-slots", type=int, default=0, help="claim one of this many GPU slots (a workstation)")
+    parser.add_argument("--gpu-lock-dir", default=".gpu_slots", help="directory of the GPU slot locks of the run")
     args = parser.parse_args(argv)
+    from lensllm.device import claim_gpu_slot, resolve_device
+
+    if args.gpu_slots:  # before torch starts CUDA
+        try:
+            claim_gpu_slot(args.gpu_slots, args.gpu_lock_dir)
+        except (ValueError, TimeoutError) as err:
+            parser.error(str(err))
     try:
-        loaded = load_model(args.model, pad_token=args.pad_token, name=args.model_name, gguf_file=args.gguf_file)
-    except ModelLoadError as err:
+        device = resolve_device(args.device, "ntk.device")
+        loaded = load_model(args.model, pad_token=args.pad_token, name=args.model_name, gguf_file=args.gguf_file,
+                            revision=args.revision)
+    except ValueError as err:  # ModelLoadError included
         print(f"error: {err}", file=sys.stderr)
         return 2
-    metrics = weight_metrics(loaded.name, layer_weights(loaded.model))
+    metrics = weight_metrics(loaded.name, layer_weights(loaded.model), device=device)
     write_weight_metrics(metrics, args.out)
     print(f"{metrics.model}: {len(metrics.layers)} layers, alpha {metrics.alpha:.3f}, "
           f"weighted alpha {metrics.alpha_weighted:.3f} -> {args.out}", file=sys.stderr)

@@ -165,18 +165,22 @@ def backtest_cuts(table: LossTable, budget: int, n: int) -> list[int]:
     return [c for c in table.train_sizes(budget) if c < budget and len(table.train_sizes(c)) >= 2][-n:]
 
 
-def curvature(table: LossTable, budget: int, window: float = 0.5) -> dict[str, float]:
-    """Each model's d^2 log L / d(log D)^2 from a quadratic on the upper part of the in-budget
-    log-size range (log D >= log D_min + window * (log b - log D_min); at least three points)."""
-    sizes = table.train_sizes(budget)
+def local_curvature(sizes: Sequence[int], losses: Sequence[float], window: float = 0.5) -> float:
+    """d^2 log L / d(log D)^2 of one curve from a quadratic on the upper part of its log-size range
+    (log D >= log D_min + window * (log D_max - log D_min); at least three points; 0 with fewer)."""
     if len(sizes) < 3:
-        return {m: 0.0 for m in table.models}
+        return 0.0
     x = np.log(np.asarray(sizes, dtype=float))
     keep = x >= x[0] + window * (x[-1] - x[0]) - 1e-12
     if keep.sum() < 3:
         keep[-3:] = True
-    xs = x[keep] - x[-1]
-    return {m: float(2.0 * np.polyfit(xs, np.log(table.curve(m, sizes))[keep], 2)[0]) for m in table.models}
+    return float(2.0 * np.polyfit(x[keep] - x[-1], np.log(np.asarray(losses, dtype=float))[keep], 2)[0])
+
+
+def curvature(table: LossTable, budget: int, window: float = 0.5) -> dict[str, float]:
+    """Each model's `local_curvature` over its training sizes up to `budget`."""
+    sizes = table.train_sizes(budget)
+    return {m: local_curvature(sizes, table.curve(m, sizes), window) for m in table.models}
 
 
 def forecast(

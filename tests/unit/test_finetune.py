@@ -274,3 +274,157 @@ def test_result_json_is_atomic(tmp_path, models):
     with pytest.raises(TypeError):
         write_result_json(broken, path)
     assert path.read_text() == before and [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+# --- device, precision, micro-batches, LoRA (issue 12: the GPU path, tested on the CPU) ------------
+
+FAST = replace(CONFIG, epochs=1, batch_size=16, hessian_probes=0)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "t5"])
+def test_micro_batches_give_the_same_losses_as_one_batch(models, arch):
+    whole = finetune(models[arch], PAIRS, 32, replace(FAST, device="cpu"))
+    split = finetune(models[arch], PAIRS, 32, replace(FAST, device="cpu", micro_batch_size=4))
+    assert (whole.micro_batch_size, split.micro_batch_size, whole.steps, split.steps) == (16, 4, 2, 2)
+    assert split.train_loss_final == pytest.approx(whole.train_loss_final, rel=1e-5)
+    assert split.test_loss == pytest.approx(whole.test_loss, rel=1e-5)
+    assert (whole.device, whole.precision, whole.gpu_name, whole.method) == ("cpu", "fp32", None, "full")
+
+
+def test_out_of_memory_halves_the_micro_batch(models, monkeypatch):
+    import torch
+
+    import lensllm.finetune as ft
+
+    fixed = finetune(models["gpt2"], PAIRS, 32, replace(FAST, micro_batch_size=4))
+    real = ft.token_loss
+
+    def small_memory(model, batch, encoder_decoder):
+        if torch.is_grad_enabled() and batch["input_ids"].shape[0] > 4:  # the FLOP probe and the steps
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(model, batch, encoder_decoder)
+
+    monkeypatch.setattr(ft, "token_loss", small_memory)
+    auto = finetune(models["gpt2"], PAIRS, 32, FAST)
+    assert auto.micro_batch_size == 4 and auto.test_loss == fixed.test_loss
+    assert auto.flops_measured == fixed.flops_measured
+    with pytest.raises(torch.OutOfMemoryError):  # a micro-batch given by the user is kept
+        finetune(models["gpt2"], PAIRS, 32, replace(FAST, micro_batch_size=8))
+
+
+def test_bf16_autocast_on_the_cpu_trains_fp32_master_weights(models):
+    fp32 = finetune(models["llama"], LM, 16, FAST)
+    bf16 = finetune(models["llama"], LM, 16, replace(FAST, device="cpu", precision="bf16"))
+    assert bf16.precision == "bf16" and bf16.config["precision"] == "bf16"
+    assert bf16.test_loss == pytest.approx(fp32.test_loss, rel=0.05) and bf16.test_loss != fp32.test_loss
+    assert bf16.flops_per_token_measured == pytest.approx(fp32.flops_per_token_measured, rel=1e-6)
+    curvature = finetune(models["llama"], LM, 0, replace(FAST, precision="bf16", hessian_probes=2))
+    assert curvature.hessian_trace is not None and abs(curvature.hessian_trace) > 0
+
+
+def test_lora_trains_only_the_adapters(models):
+    full = finetune(models["gpt2"], PAIRS, 32, FAST)
+    zero = finetune(models["gpt2"], PAIRS, 0, FAST)
+    lora = finetune(models["gpt2"], PAIRS, 32, replace(FAST, method="lora", lora_rank=4, lora_alpha=8, lr=1e-2))
+    assert lora.method == "lora" and lora.n_params == full.n_params == full.n_params_trainable
+    assert 0 < lora.n_params_trainable < full.n_params / 5
+    assert lora.test_loss < zero.test_loss  # the adapters learn
+    # No weight gradients of the frozen matrices: fewer measured FLOPs per token, 4N analytically.
+    assert lora.flops_per_token_measured < full.flops_per_token_measured
+    assert lora.flops_analytic == pytest.approx(full.flops_analytic * 4 / 6 * lora.tokens_seen / full.tokens_seen)
+    t5 = finetune(models["t5"], PAIRS, 16, replace(FAST, method="lora", lora_target_modules=("q", "v")))
+    assert 0 < t5.n_params_trainable < t5.n_params / 5
+
+
+def test_bad_settings_are_named_before_training(models, monkeypatch):
+    import torch
+
+    from lensllm.finetune import JobConfigError
+
+    with pytest.raises(JobConfigError, match=r"finetune\.lora_target_modules: \['nothing_here'\] match no module.*c_attn"):
+        finetune(models["gpt2"], PAIRS, 16, replace(FAST, method="lora", lora_target_modules=("nothing_here",)))
+    with pytest.raises(JobConfigError, match=r"finetune\.precision: 'fp16'"):
+        finetune(models["gpt2"], PAIRS, 16, replace(FAST, precision="fp16"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(JobConfigError, match=r"finetune\.device: 'cuda' asked but torch sees no CUDA device"):
+        finetune(models["gpt2"], PAIRS, 16, replace(FAST, device="cuda"))
+    with pytest.raises(ValueError, match=r"finetune\.device"):
+        FinetuneConfig(device="gpu")
+    with pytest.raises(ValueError, match=r"finetune\.micro_batch_size"):
+        FinetuneConfig(batch_size=8, micro_batch_size=16)
+    with pytest.raises(ValueError, match=r"finetune\.method"):
+        FinetuneConfig(method="qlora")
+
+
+def test_cli_names_a_device_it_cannot_use(tmp_path, models, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    bench = tmp_path / "toy.jsonl"
+    write_benchmark(PAIRS, bench)
+    common = ["--model", models["gpt2"], "--benchmark", str(bench), "--size", "8", "--out", str(tmp_path / "r.json")]
+    assert main([*common, "--device", "cuda"]) == 2
+    assert "finetune.device: 'cuda' asked but torch sees no CUDA device" in capsys.readouterr().err
+    assert main([*common, "--precision", "fp16"]) == 2
+    assert "finetune.precision: 'fp16'" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+
+
+# --- on a CUDA GPU (skipped here; benchmarks/gpu_check.sh runs them: pytest -m gpu) -----------------
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+needs_cuda = pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU (benchmarks/gpu_check.sh)")
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize("arch", ["gpt2", "t5"])
+def test_cuda_precisions_match_the_cpu(models, arch):
+    cpu = finetune(models[arch], PAIRS, 32, FAST)
+    for precision in ("fp32", "bf16", "fp16"):
+        gpu = finetune(models[arch], PAIRS, 32, replace(FAST, device="cuda", precision=precision))
+        assert (gpu.device, gpu.precision) == ("cuda", precision) and gpu.gpu_name
+        assert gpu.test_loss == pytest.approx(cpu.test_loss, rel=1e-4 if precision == "fp32" else 0.05)
+        assert gpu.flops_per_token_measured == pytest.approx(cpu.flops_per_token_measured, rel=0.05)
+    micro = finetune(models[arch], PAIRS, 32, replace(FAST, device="cuda", micro_batch_size=4))
+    assert micro.test_loss == pytest.approx(cpu.test_loss, rel=1e-4)
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_lora_hessian_and_energy(models):
+    lora = finetune(models["llama"], LM, 16, replace(FAST, device="cuda", precision="bf16", method="lora",
+                                                      hessian_probes=2))
+    assert lora.device == "cuda" and 0 < lora.n_params_trainable < lora.n_params and lora.hessian_trace is not None
+    try:
+        import pynvml  # noqa: F401
+    except ImportError:
+        pytest.skip("pynvml (nvidia-ml-py) is not installed: no NVML energy reading to check")
+    assert lora.energy_gpu_joules is not None and lora.energy_gpu_joules > 0
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_ntk_matches_the_cpu(models):
+    import numpy as np
+
+    from lensllm.ntk import compute_ntk
+
+    cpu = compute_ntk(models["gpt2"], PAIRS, eta=1e-3, n_probes=8, device="cpu")
+    gpu = compute_ntk(models["gpt2"], PAIRS, eta=1e-3, n_probes=8, device="cuda")
+    assert gpu.device == "cuda"
+    assert np.allclose(gpu.eigenvalues, cpu.eigenvalues, rtol=1e-3, atol=1e-6 * max(cpu.eigenvalues))
+
+
+def test_a_float16_checkpoint_is_loaded_as_fp32_master_weights(tmp_path, models):
+    import torch
+
+    loaded = load_model(models["gpt2"])
+    loaded.model.half().save_pretrained(tmp_path / "half")  # like the OPT family's checkpoints
+    loaded.tokenizer.save_pretrained(tmp_path / "half")
+    assert all(p.dtype == torch.float32 for p in load_model(str(tmp_path / "half")).model.parameters())

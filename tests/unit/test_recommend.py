@@ -77,3 +77,18 @@ def test_coverage_text_comes_from_the_measured_table(tmp_path):
     path.write_text("benchmark\tmethod\n")
     with pytest.raises(ValueError, match="missing column"):
         read_coverage(path, 0.8)
+
+
+def test_energy_is_reported_beside_the_flops_and_never_guessed():
+    t = table([0.0, 0.5, 1.0])
+    energy = {(m, s): 10.0 * s for m in t.models for s in SIZES}
+    energy[("m2", 64)] = None  # a job that read no counter
+    r = recommend(t, flops(t.models), N, BUDGET, ["AtS"], "AtS", energy=energy)
+    assert r.energy_spent["m0"] == pytest.approx(10.0 * sum(SIZES)) and r.energy_spent["m2"] is None
+    frame = recommendation_frame([r]).set_index("model")
+    columns = list(frame.columns)
+    assert columns.index("energy_spent") == columns.index("flops_spent") + 1
+    assert frame.loc["m0", "energy_spent"] == pytest.approx(10.0 * sum(SIZES)) and np.isnan(frame.loc["m2", "energy_spent"])
+    text = recommendation_markdown([r])
+    assert "| FLOPs spent | energy spent | FLOPs at N |" in text and "not measured" in text
+    assert recommend(t, flops(t.models), N, BUDGET, ["AtS"], "AtS").energy_spent == {m: None for m in t.models}

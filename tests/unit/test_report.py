@@ -1,6 +1,7 @@
+import numpy as np
 import pandas as pd
 
-from lensllm.report import selection_latex, selection_markdown
+from lensllm.report import selection_latex, selection_markdown, write_selection_tables
 
 
 def _selection():
@@ -56,3 +57,36 @@ def test_hessian_figure_is_written(tmp_path):
                         columns=["model", "size", "hessian_trace", "hessian_trace_stderr"])
     plot_hessian(table, runs, {"a": 16, "b": 32}, tmp_path / "h.png")
     assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_table_wider_than_twelve_columns_is_one_table_per_benchmark():
+    from lensllm.report import flops_markdown
+
+    rows = [[b, f"M{i}", 8, "PearCorr", float(i), float(i), 1.0, 0.5] for b in ("flan", "gigaword", "wmt19") for i in range(5)]
+    selection = pd.DataFrame(rows, columns=["benchmark", "method", "ratio", "metric", "value", "value_raw", "flops", "cost_reduction"])
+    text = selection_markdown(selection)
+    assert [line for line in text.splitlines() if line.startswith("###")] == ["### flan", "### gigaword", "### wmt19"]
+    assert "| Metric | Ratio | gigaword M0 | gigaword M1 | gigaword M2 | gigaword M3 | gigaword M4 |" in text
+    assert flops_markdown(selection).count("| Ratio |") == 3
+    assert "\\multicolumn{5}{c}{wmt19}" in selection_latex(selection)  # the LaTeX keeps the paper's layout
+
+
+def test_the_selection_markdown_carries_measured_energy_beside_flops(tmp_path):
+    from lensllm.analysis import score_selections
+    from lensllm.losstable import LossTable
+    from lensllm.selection import select
+
+    table = LossTable("toy", ("a", "b"), (0, 1, 2, 4, 8), np.array([[5.0, 4.5, 4.0, 3.0, 2.0], [5.0, 4.8, 4.5, 4.0, 3.5]]),
+                      np.array([1.0, 2.0]), ("x", "x"))
+    flops = {(m, s): 10.0 * s for m in table.models for s in table.sizes}
+    energy = {**{key: 2.0 * key[1] for key in flops}, ("b", 4): None}  # one fine-tune without a counter
+    selections = [select("SubTuning", table, 2, 8), select("SubTuning", table, 4, 8)]
+    rows, _ = score_selections(selections, table, flops, energy)
+    assert (rows.loc[rows["ratio"] == 4, "energy_joules"] == 2.0 * 2 * 2).all()  # both fine-tunes at 2 measured
+    assert rows.loc[rows["ratio"] == 2, "energy_joules"].isna().all()  # ("b", 4) was not: never guessed
+    write_selection_tables(rows, tmp_path / "s.md", tmp_path / "s.tex")
+    text = (tmp_path / "s.md").read_text()
+    assert "Energy of each method's fine-tunes (joules" in text and "| 1/2 | —" in text and "| 1/4 | 8 |" in text
+    rows, _ = score_selections(selections, table, flops)  # published curves: no energy, no table
+    write_selection_tables(rows, tmp_path / "p.md", tmp_path / "p.tex")
+    assert "Energy" not in (tmp_path / "p.md").read_text()

@@ -51,7 +51,7 @@ def test_every_documented_selector_runs_and_gives_the_documented_verdict():
     direction, predicts the target loss if it fits a curve, and is charged the documented fine-tunes
     and model-term FLOPs; no selector is registered without being documented."""
     documented = _documented_selectors()
-    assert len(documented) == 10 and set(SELECTORS) == set(documented)
+    assert len(documented) == 11 and set(SELECTORS) == set(documented)
     sizes, models, budget, target = (0, 16, 32, 64, 128, 256, 512), ("a", "b", "c"), 128, 512
     ntk, steps, weights = {}, {}, {}
     for i, model in enumerate(models):
@@ -66,7 +66,8 @@ def test_every_documented_selector_runs_and_gives_the_documented_verdict():
     losses = np.array([[b / (float(ntk[m].f(steps[(m, budget)])) + s**beta) + e for s in sizes]
                        for m, (b, beta, e) in truth.items()])
     table = LossTable("toy", models, sizes, losses, np.array([1e6, 2e6, 3e6]), ("x", "y", "z"))
-    terms = ModelTerms(ntk, steps, weights)
+    flops = {(m, s): 1e6 * (i + 1) * s for i, m in enumerate(models) for s in sizes}
+    terms = ModelTerms(ntk, steps, weights, flops)
     train = set(table.train_sizes(budget))
     charged = {"ZeroShot": {0}, "SubTuning": {budget}, "ModelSize": set(), "NLPMetrics": set(), "VanillaFit": train,
                "RectifiedFit": {0} | train, "LensLLM": {0} | train, "LensLLM-NTK-fixed": {0} | train,
@@ -84,6 +85,8 @@ def test_every_documented_selector_runs_and_gives_the_documented_verdict():
         needed = {s for _, s in selection.finetunes}
         if name == "AtS":
             assert {32, 64, 128} <= needed <= train  # the k = 3 largest, and those tested below them
+        elif name == "Adaptive":  # round 0 (every size <= budget / 2), then sizes up to 2 x budget
+            assert {16, 32, 64} <= needed <= {16, 32, 64, 128, 256}
         else:
             assert needed == charged[name]
         model_terms = {"LensLLM-NTK-fixed": 3e6, "LensLLM-NTK-fitted": 3e6, "NLPMetrics": 3e5}.get(name, 0.0)

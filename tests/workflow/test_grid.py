@@ -11,8 +11,11 @@ import time
 
 import pandas as pd
 import pytest
+import yaml
 
-from conftest import QUICK, make_command, quick_run, run_make, run_snakemake
+from lensllm.adaptive import AdaptiveSettings, first_round_sizes
+
+from conftest import QUICK, REPO, make_command, quick_run, run_make, run_snakemake
 
 MODELS = ["gpt2-xs", "llama-xs", "t5-xs"]
 BENCHMARKS = ["wiki", "debsum", "instruct"]
@@ -43,6 +46,35 @@ def test_quick_grid_runs_end_to_end_with_real_finetunes(quick_results):
     assert (selection.loc[selection["method"] == "SubTuning", "cost_reduction"] > 0).all()
     for name in ["selection.md", "selection.tex", "fits.tsv", "prediction_error.tsv", "figures/fits_wiki.png"]:
         assert (out / name).stat().st_size > 0
+
+
+def test_adaptive_runs_real_rounds_on_the_grid(quick_results, sources_dir):
+    """Round 0 -> the checkpoint's plan -> round 1: Adaptive is charged for round 0 and exactly the
+    sizes its plan bought, within AtS's least compute, and the DAG has the checkpoint between them."""
+    out = quick_results / "results" / "quick"
+    knobs = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["selection"]
+    first, reach = knobs["adaptive_first_round"], knobs["adaptive_reach"]
+    selections = {b: [s for s in json.loads((out / "selections" / f"{b}.json").read_text()) if s["method"] == "Adaptive"]
+                  for b in BENCHMARKS}
+    for benchmark in BENCHMARKS:
+        plans = {p["budget"]: p for p in json.loads((out / "adaptive" / benchmark / "plan.json").read_text())}
+        assert sorted(plans) == [32, 64, 128]
+        flops = pd.read_csv(out / "finetune_flops" / f"{benchmark}.tsv", sep="\t")
+        for selection in selections[benchmark]:
+            plan = plans[selection["budget"]]
+            round0 = {(m, s) for m in MODELS for s in first_round_sizes(SIZES, selection["budget"], AdaptiveSettings(first, reach))}
+            bought = {tuple(buy) for buy in plan["buys"]}
+            assert {tuple(f) for f in selection["finetunes"]} == round0 | bought
+            assert all(max(s for _, s in round0) < s <= reach * selection["budget"] and s < 256 for _, s in bought)
+            assert plan["spent"] <= plan["compute"]
+            assert len(selection["predictions"]) == len(MODELS)
+    log = (quick_results / ".snakemake" / "log")
+    text = "\n".join(p.read_text() for p in sorted(log.iterdir()))
+    assert re.search(r"(rule|checkpoint) adaptive_plan:", text).start() < text.index("rule adaptive_select:")
+    dag = quick_run(quick_results, sources_dir, "--dag").stdout
+    names = dict(re.findall(r"\t(\d+)\[label = \"(\w+)", dag))
+    edges = {(names[a], names[b]) for a, b in re.findall(r"\t(\d+) -> (\d+)", dag)}
+    assert ("adaptive_plan", "adaptive_select") in edges and ("adaptive_select", "select_models") in edges
 
 
 def test_zoo_models_load_like_hub_models(quick_results):

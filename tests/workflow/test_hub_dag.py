@@ -69,6 +69,8 @@ def test_hub_dag_has_the_expected_jobs_per_rule(hub, hub_dry_run):
         "measure_weight_spectra": n_models,
         "tabulate_model_terms": 1,
         "plot_hessian": n_benchmarks,
+        # Every hub model fetched once, before its jobs (a local rule).
+        "download_models": n_models,
     }
     for rule, n in expected.items():
         assert counts.get(rule) == n, f"{rule}: {counts.get(rule)} jobs, expected {n}"
@@ -109,8 +111,10 @@ def test_finetune_resources_grow_with_model_and_data_size(hub, hub_slurm_dry_run
     assert large["mem_mb"] > small["mem_mb"] and large["runtime"] > small["runtime"]
     bigger = jobs[("flan", "opt-6.7b", 200)]
     assert bigger["mem_mb"] > 10 * small["mem_mb"] and bigger["runtime"] >= small["runtime"]
-    # Every job asks for memory, a run time and (with finetune.gpus unset) no GPU.
-    assert all(job["mem_mb"] >= 1500 and job["runtime"] >= 10 and job["gpu"] == 0 for job in jobs.values())
+    # Every job asks for host memory, a run time, one GPU (config/hub.yaml: device cuda) and GPU
+    # memory, more for the larger model; the 7B models need LoRA or a GPU larger than 80 GB.
+    assert all(job["mem_mb"] >= 1500 and job["runtime"] >= 10 and job["gpu"] == 1 for job in jobs.values())
+    assert bigger["gpu_mem_mb"] > small["gpu_mem_mb"] > 500
 
 
 def test_slurm_profile_packs_the_small_finetunes_into_group_jobs(hub, hub_slurm_dry_run):
@@ -124,3 +128,23 @@ def test_slurm_profile_packs_the_small_finetunes_into_group_jobs(hub, hub_slurm_
     # The analysis (losses, fits, selections, scores, tables, figures) is one cluster job, the
     # table of the model terms another.
     assert len(re.findall(r"Group job analysis ", output)) == 2
+
+
+def test_hub_models_are_pinned_and_fetched_before_their_jobs(tmp_path):
+    """The sheet's revision reaches the download (a local rule: "localrules" in rules/download.smk)
+    and every job loading the model; LoRA's target modules reach the job as separate words."""
+    sheet = tmp_path / "models.tsv"
+    sheet.write_text("name\tpath\tfamily\trevision\tpad_token\n"
+                     "gpt2\tgpt2\tGPT2\t607a30d783dfa663caf39e06633721c8d4cfcd7e\teos\n"
+                     "opt-350m\tfacebook/opt-350m\tOPT\t\teos\n")
+    overlay = tmp_path / "pinned.yaml"
+    overlay.write_text(f"models: {sheet}\nfinetune: {{method: lora, lora_target_modules: [c_attn, q_proj]}}\n")
+    target = "results/hub/finetune/flan/gpt2/200.json"
+    result = run_snakemake(tmp_path, "-n", "-p", "--configfile", str(HUB), str(overlay), "--", target)
+    out = result.stdout + result.stderr
+    download = re.search(r"rule download_models:.*?Shell command: (.*?)\n", out, flags=re.S).group(1)
+    finetune = re.search(r"python -m lensllm\.finetune .*", out).group(0)
+    assert "--model gpt2 --out results/hub/downloads/gpt2.json --revision 607a30d783d" in download
+    assert "--revision 607a30d783dfa663caf39e06633721c8d4cfcd7e" in finetune
+    assert "--method lora" in finetune and "--lora-target-modules c_attn q_proj" in finetune
+    assert "--device cuda --precision bf16" in finetune and "--gpu-slots" not in finetune

@@ -35,10 +35,15 @@ def test_paper_mode_writes_every_table_and_figure(paper_results):
     for name in ["fits_flan.png", "fits_gigaword.png", "pearcorr_vs_budget.png", "pearcorr_vs_flops.png", "relacc_vs_flops.png"]:
         assert (out / "figures" / name).read_bytes()[:4] == b"\x89PNG", name
     selection = pd.read_csv(out / "selection.tsv", sep="\t")
-    assert list(selection.columns) == ["benchmark", "method", "ratio", "metric", "value", "value_raw", "flops", "cost_reduction"]
+    assert list(selection.columns) == ["benchmark", "method", "ratio", "metric", "value", "value_raw", "flops", "cost_reduction",
+                                       "energy_joules"]
+    assert selection["energy_joules"].isna().all()  # published curves come without energy
     assert set(selection["ratio"]) == {8, 16, 32, 64, 128, 256, 512}
-    assert set(selection["method"]) == {"AtS", "ZeroShot", "SubTuning", "ModelSize", "RectifiedFit", "VanillaFit", "LensLLM"}
-    assert len(selection) == 2 * 7 * 7 * 2
+    assert set(selection["method"]) == {"AtS", "ZeroShot", "SubTuning", "ModelSize", "RectifiedFit", "VanillaFit", "LensLLM", "Adaptive"}
+    assert len(selection) == 2 * 8 * 7 * 2
+    # Adaptive is charged no more than AtS in any cell (its own compute bound)
+    flops = selection[selection["metric"] == "PearCorr"].pivot_table(index=["benchmark", "ratio"], columns="method", values="flops")
+    assert (flops["Adaptive"] <= flops["AtS"]).all()
     fits = pd.read_csv(out / "fits.tsv", sep="\t")
     assert len(fits) == 2 * 30 * 3 and (fits.loc[fits["law"] == "rectified", "status"] != "failed").all()
     rectified = fits[fits["law"] == "rectified"].groupby("benchmark")["rms_log"].mean()
@@ -111,3 +116,26 @@ def test_lint_is_clean_and_rules_are_snakefmt_formatted(tmp_path):
     assert "Congratulations, your workflow is in a good condition!" in lint.stdout + lint.stderr
     fmt = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "rules"], cwd=REPO, capture_output=True, text=True)
     assert fmt.returncode == 0, fmt.stderr
+
+
+def test_paper_mode_writes_the_papers_tables_and_figures(paper_results, reference_table1):
+    from lensllm.paper import readme_block, readme_table
+
+    out = paper_results / "results" / "paper" / "paper"
+    for name in ["table1", "table2", "table3"]:
+        for ext in ["tsv", "md", "tex"]:
+            assert (out / f"{name}.{ext}").stat().st_size > 0, f"{name}.{ext}"
+    figures = ["difficulty", "rmsd_scatter", "zero_shot_lines", "pearcorr_vs_flops", "ablation_hyper", "ablation_size", "curves_flan", "curves_gigaword"]
+    for name in figures:
+        assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
+        assert (out / f"{name}.pdf").read_bytes()[:4] == b"%PDF", name
+    reference = reference_table1.parent
+    released = pd.read_csv(reference / "rsl-table2-laws.csv").assign(benchmark=lambda f: f["dataset"].str.lower())
+    table2 = pd.read_csv(out / "table2.tsv", sep="\t")
+    merged = released[released["method"] == "AtS"].merge(table2, on=["benchmark", "method", "ratio", "metric"], suffixes=("_released", ""))
+    assert len(merged) == 28 and (merged["value"] - merged["value_released"]).abs().max() <= 1e-4
+    for name, n in [("ablation_hyper", 210), ("ablation_size", 448)]:
+        assert len(pd.read_csv(out / f"{name}.tsv", sep="\t")) == n
+    # the README's paper-mode table is generated from this run (python -m lensllm.paper readme)
+    selection = pd.read_csv(paper_results / "results" / "paper" / "selection.tsv", sep="\t")
+    assert readme_block((REPO / "README.md").read_text()) == readme_table(selection)

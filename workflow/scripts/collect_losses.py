@@ -1,13 +1,15 @@
 """Snakemake adapter: job JSONs of one benchmark -> loss table, measured FLOPs, per-model facts, runs."""
 
 from lensllm.analysis import write_flops, write_tsv
-from lensllm.collect import collect_grid
+from lensllm.collect import collect_grid, energy_of
 from lensllm.logs import log_to
-from lensllm.losstable import write_losstable
+from lensllm.losstable import restrict_params, write_losstable
 
 log_to(snakemake.log[0])
 table, flops, facts, runs = collect_grid(snakemake.input, snakemake.wildcards.benchmark, snakemake.params.families)
-write_losstable(table, snakemake.output.losses)
-write_flops(flops, snakemake.output.flops)
+# The size constraint (config key max_params) filters the candidates of the loss table only: every
+# step downstream sees the restricted set, the fine-tunes and their facts stay as run.
+write_losstable(restrict_params(table, snakemake.config.get("max_params")), snakemake.output.losses)
+write_flops(flops, snakemake.output.flops, energy_of(runs))
 write_tsv(facts, snakemake.output.facts)
 write_tsv(runs, snakemake.output.runs)

@@ -11,5 +11,6 @@ table = fetch_curves(
     snakemake.output[0],
     curves_dir=snakemake.params.curves_dir,
     base_url=snakemake.params.curves_url,
+    max_params=snakemake.params.max_params,
 )
 logging.info("%s: %d models, sizes %s", table.benchmark, len(table.models), list(table.sizes))

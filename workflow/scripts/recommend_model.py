@@ -1,6 +1,6 @@
 """Snakemake adapter: loss table up to the budget + measured FLOPs -> the recommendation of one benchmark."""
 
-from lensllm.analysis import read_flops, terms_of_inputs, write_tsv
+from lensllm.analysis import read_energy, read_flops, terms_of_inputs, write_tsv
 from lensllm.atomic import write_text
 from lensllm.logs import log_to
 from lensllm.losstable import read_losstable
@@ -29,6 +29,7 @@ recommendation = recommend(
     read_coverage(inputs.coverage, uncertainty.level),
     terms,
     plan.flops_budget if plan else None,
+    read_energy(inputs.flops),
 )
 write_tsv(recommendation_frame([recommendation]), snakemake.output.tsv)
 markdown = recommendation_markdown([recommendation], title=False)
