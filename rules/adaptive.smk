@@ -1,9 +1,8 @@
 # Adaptive's two rounds on our grid (lensllm.adaptive): round 0 fine-tunes every model at every
 # size up to budget / adaptive_first_round; the checkpoint adaptive_plan reads only those fine-tunes
 # and decides which sizes round 1 buys; adaptive_select reads round 0 and the sizes bought, nothing
-# else. On published curves Adaptive buys cells of the table inside select_models instead. The
-# checkpoint is in no job group: Snakemake cannot plan a group around a checkpoint before it ran.
-# The prior (selection.adaptive_prior) moves adaptive_select's forecasts, not the plan.
+# else. On published curves Adaptive buys cells of the table inside select_models instead. Neither
+# job is in a job group: Snakemake cannot group a checkpoint, nor a job whose inputs it decides.
 
 
 checkpoint adaptive_plan:
@@ -30,7 +29,6 @@ checkpoint adaptive_plan:
 
 rule adaptive_select:
     input:
-        unpack(adaptive_library),
         plan=f"{RESULTS}/adaptive/{{benchmark}}/plan.json",
         round0=adaptive_round0,
         bought=adaptive_bought,
@@ -38,8 +36,6 @@ rule adaptive_select:
         f"{RESULTS}/adaptive/{{benchmark}}/selections.json",
     log:
         log_path("adaptive_select"),
-    group:
-        "analysis"
     conda:
         ENV
     threads: 1

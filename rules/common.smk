@@ -227,6 +227,11 @@ else:
             f"key 'sizes': size {SIZES[-1]} is larger than the training split "
             f"(data.max_train = {config['data']['max_train']})"
         )
+    if "Adaptive" in config["methods"] and config["selection"].get("adaptive_prior"):
+        config_error(
+            "key 'selection.adaptive_prior': the prior runs on published curves only; on the grid "
+            "Adaptive's rounds are jobs outside the analysis group, which cannot read its tables"
+        )
     check_job_python()
     check_user_data()
 

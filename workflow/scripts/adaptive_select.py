@@ -1,17 +1,14 @@
 """Snakemake adapter: round 0 + the sizes round 1 bought -> Adaptive's selection at every budget."""
 
-from lensllm.adaptive import LibraryPrior, first_round_sizes, read_plans, selection_of
+from lensllm.adaptive import first_round_sizes, read_plans, selection_of
 from lensllm.analysis import write_selections
 from lensllm.collect import read_job
 from lensllm.logs import log_to
-from lensllm.losstable import read_losstable
 from lensllm.selection import SelectionSettings
 
 log_to(snakemake.log[0])
 settings = SelectionSettings(**snakemake.params.settings)
 knobs = settings.adaptive()
-library = [read_losstable(path) for path in snakemake.input.get("library", [])]
-prior = LibraryPrior.learn(library, settings.ats_k, settings.ats_delta) if knobs.prior else None
 losses = {}
 for path in [*snakemake.input.round0, *snakemake.input.bought]:
     job = read_job(path)
@@ -23,5 +20,5 @@ for plan in read_plans(snakemake.input.plan):
     for model, size in plan.buys:
         owned[model][size] = losses[(model, size)]
     selections.append(selection_of(owned, snakemake.params.models, plan.budget, snakemake.params.target,
-                                   settings.ats_k, settings.ats_delta, knobs, prior))
+                                   settings.ats_k, settings.ats_delta, knobs))
 write_selections(selections, snakemake.output[0])
