@@ -47,7 +47,6 @@ The selectors (the training sizes of a budget are the table's non-zero sizes up 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
