@@ -421,9 +421,8 @@ def adaptive(table, budgets, target, settings, terms):
         for model in table.models:
             for size in rounds.first_round_sizes(table.sizes, budget, knobs):
                 shop.buy(model, size)
-        measured = {(m, s): terms.flops[(m, s)] for m, s in shop.finetunes}
-        plan = rounds.plan_round(shop.owned, table.sizes, budget, target, rounds.estimated_flops(measured, table.sizes),
-                                 settings.ats_k, settings.ats_delta, knobs)
+        round0 = {(m, s): (shop.owned[m][s], terms.flops[(m, s)]) for m, s in shop.finetunes}
+        plan = rounds.plan_rounds(round0, table.sizes, [budget], target, settings.ats_k, settings.ats_delta, knobs)[0]
         for model, size in plan.buys:
             shop.buy(model, size)
         selections.append(rounds.selection_of(shop.owned, table.models, budget, target, settings.ats_k,
