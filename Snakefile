@@ -29,6 +29,10 @@ else:
     include: "rules/finetune.smk"
     include: "rules/ntk.smk"
 
+    if BOUND and not SELECT:
+
+        include: "rules/bound.smk"
+
     if "Adaptive" in config["methods"] and not SELECT:
 
         include: "rules/adaptive.smk"

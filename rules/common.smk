@@ -13,8 +13,10 @@ import pandas as pd
 from snakemake.exceptions import WorkflowError
 
 RESULTS = f"results/{config['run_name']}"
-# The software environment of every rule (used with --sdm conda).
+# The software environment of every rule (used with --sdm conda). It installs lensllm from
+# ${LENSLLM_ROOT}, which pip expands from the environment conda is started with: this checkout.
 ENV = "../environment.yml"
+os.environ["LENSLLM_ROOT"] = workflow.basedir
 BENCHMARKS = list(config["benchmarks"])
 PUBLISHED = config["source"] == "published"
 # Select mode: recommend a model for data of size select.full_size, fine-tuning up to the budget only.
@@ -326,6 +328,14 @@ def benchmark_inputs(wildcards):
 
 
 # Our grid only: what the weights say (NTK, spectra) and the curvature along the curve.
+# The PAC-Bayes bound along the grid's curves (rules/bound.smk), when the jobs measure it.
+BOUND = not PUBLISHED and config["finetune"].get("bound_batches", 4) > 0
+BOUND_OUTPUTS = [
+    f"{RESULTS}/bound.tsv",
+    f"{RESULTS}/bound_correlation.tsv",
+    f"{RESULTS}/bound.md",
+    *[f"{RESULTS}/figures/bound_{b}.png" for b in BENCHMARKS],
+]
 GRID_ONLY_OUTPUTS = (
     []
     if PUBLISHED
@@ -333,6 +343,7 @@ GRID_ONLY_OUTPUTS = (
         f"{RESULTS}/ntk.tsv",
         f"{RESULTS}/weight_metrics.tsv",
         *[f"{RESULTS}/figures/hessian_{b}.png" for b in BENCHMARKS],
+        *(BOUND_OUTPUTS if BOUND else []),
     ]
 )
 

@@ -20,6 +20,7 @@ if config["finetune"]["one_job_per_size"] or FLOPS_PLAN:
             log_path("finetune_model", "{benchmark}/{model}/{size}"),
         benchmark:
             f"{RESULTS}/benchmarks/finetune_model/{{benchmark}}/{{model}}/{{size}}.tsv"
+        priority: model_priority
         group:
             finetune_group
         conda:
@@ -53,6 +54,7 @@ else:
             log_path("finetune_model", "{benchmark}/{model}"),
         benchmark:
             f"{RESULTS}/benchmarks/finetune_model/{{benchmark}}/{{model}}.tsv"
+        priority: model_priority
         conda:
             ENV
         threads: config["finetune"]["threads"]

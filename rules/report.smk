@@ -19,6 +19,11 @@ rule make_selection_table:
         prediction_error=f"{RESULTS}/prediction_error.tsv",
         by_model=f"{RESULTS}/prediction_by_model.tsv",
         prediction_md=f"{RESULTS}/prediction_error.md",
+        rmse_by_model=report(
+            f"{RESULTS}/rmse_by_model.tsv",
+            caption="../workflow/report/rmse_by_model.rst",
+            category="Prediction error",
+        ),
     log:
         log_path("make_selection_table", "all"),
     group:

@@ -23,6 +23,13 @@ def model_params(model):
     return params_from_path(model, row["path"])
 
 
+def model_priority(wildcards):
+    """Larger candidates first (estimated parameters, in thousands): their fine-tunes are the
+    longest jobs of a grid, and one started last ends the run alone; so their pre-training too.
+    """
+    return model_params(wildcards.model) // 1000
+
+
 def finetune_gpus():
     """GPUs a fine-tuning job books: finetune.gpus, by default 1 on a CUDA device (or with GPU
     slots on a workstation), else 0."""

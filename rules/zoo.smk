@@ -60,6 +60,7 @@ rule pretrain_model:
         log_path("pretrain_model", "{model}"),
     benchmark:
         f"{RESULTS}/benchmarks/pretrain_model/{{model}}.tsv"
+    priority: model_priority
     conda:
         ENV
     threads: config["pretraining"]["threads"]

@@ -21,7 +21,7 @@ from lensllm.atomic import write_text
 from lensllm.collect import read_runs
 from lensllm.cost import EnergyTable, FlopsTable, cost_reduction, full_tuning_flops, selection_energy, selection_flops
 from lensllm.fitting import fit_curves
-from lensllm.laws import LAWS
+from lensllm.laws import BOXES_ON_RANGE, LAWS
 from lensllm.losstable import LossTable, read_losstable
 from lensllm.metrics import pearcorr, relacc, rmse
 from lensllm.ntk import read_ntk
@@ -33,11 +33,16 @@ FIT_COLUMNS = ["benchmark", "model", "law", "status", "rms_log", "n_points", "ob
 
 
 def fit_all_laws(table: LossTable, laws: Sequence[str], seed: int = 0) -> pd.DataFrame:
-    """Fit each law in `laws` to every model's curve on all non-zero sizes; one row per (model, law)."""
+    """Fit each law in `laws` to every model's curve on all non-zero sizes; one row per (model, law).
+    The fits describe the measured range: a law with several boxes (`BOXES_ON_RANGE`: the vanilla
+    law's E >= 0, or E free) is fitted in each, and per curve the usable fit with the lowest
+    objective is kept."""
     sizes = table.train_sizes()
+    curves = [table.curve(m, sizes) for m in table.models]
     rows = []
     for name in laws:
-        fits = fit_curves(LAWS[name], [sizes] * len(table.models), [table.curve(m, sizes) for m in table.models], seed=seed)
+        boxes = [fit_curves(law, [sizes] * len(curves), curves, seed=seed) for law in BOXES_ON_RANGE.get(name, (LAWS[name],))]
+        fits = [min(options, key=lambda fit: (not fit.ok, fit.objective)) for options in zip(*boxes)]
         for model, fit in zip(table.models, fits):
             rows.append(
                 {

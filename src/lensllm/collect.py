@@ -4,7 +4,8 @@ The loss table is the same contract as the published curves (`lensllm.losstable`
 the test loss at each size (0 = zero-shot), the parameter count as ``size`` and the architecture as
 ``family``. Alongside it come the measured FLOPs of every fine-tune (the cost each selector is
 charged), a per-model facts table (parameters, measured and analytic FLOPs per training token), and
-a per-run table (optimizer steps, tokens, FLOPs, test loss and Hessian trace of every fine-tune).
+a per-run table (optimizer steps, tokens, FLOPs, test loss, Hessian trace, and the training loss and
+Hessian distance of the PAC-Bayes bound, of every fine-tune).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import pandas as pd
 from lensllm.losstable import LossTable
 
 RUN_COLUMNS = ["model", "size", "steps", "tokens_seen", "flops", "test_loss", "hessian_trace", "hessian_trace_stderr", "wall_seconds",
-               "energy_joules", "device", "precision", "gpu_name"]
+               "energy_joules", "device", "precision", "gpu_name", "train_loss", "train_loss_max", "hessian_distance",
+               "hessian_distance_seconds"]
 FACT_COLUMNS = ["model", "n_params", "n_params_matmul", "family", "flops_per_token_measured", "flops_per_token_analytic", "finetune_seconds"]
 
 

@@ -31,6 +31,14 @@ first `hessian_examples` training examples of the benchmark's seeded order, the 
 every size, with the model in eval mode and eager attention; at the pre-trained weights for size 0,
 after fine-tuning otherwise. `hessian_probes: 0` skips it (the fields are then null).
 
+The PAC-Bayes bound (`lensllm.bound`): after a fine-tune of size > 0 the job measures the training
+loss of the fine-tuned model on its own examples (`train_loss`, per token like the test loss) and
+the largest per-example training loss (`train_loss_max`, the bound's C), and Ju et al.'s Hessian
+distance H_i of every trainable weight matrix (`lensllm.hessian.hessian_distance`) along its
+displacement from the pre-trained weights, maximised over the first `bound_batches` training
+batches of the job (micro-batches where the job runs in them), in eval mode with eager attention.
+`bound_batches: 0` skips it.
+
 Device and precision (`lensllm.device`): the model is loaded in float32 (the master weights) and
 moved to `device`; every batch, the FLOP count, the evaluation and the Hessian trace run there,
 under autocast in `precision` (bf16, or fp16 with a grad scaler). Micro-batching: each optimizer
@@ -48,13 +56,14 @@ where readable (`lensllm.device.EnergyMeter`), else null.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,7 +76,7 @@ if TYPE_CHECKING:  # heavy imports stay lazy so that the command line starts fas
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from lensllm.data import Benchmark, Example
-    from lensllm.hessian import HessianTrace
+    from lensllm.hessian import HessianDistance, HessianTrace
 
 PAD_CHOICES = ("eos",)
 PACKAGE_PREFIX = "pkg://"
@@ -111,6 +120,7 @@ class FinetuneConfig:
     pad_token: str | None = None
     hessian_probes: int = 8
     hessian_examples: int = 16
+    bound_batches: int = 1
     device: str = "auto"
     precision: str = "fp32"
     micro_batch_size: int | None = None
@@ -126,6 +136,8 @@ class FinetuneConfig:
             raise ValueError(f"fine-tuning config: max lengths >= 1 and 0 <= warmup < 1 are required, got {self}")
         if self.hessian_probes < 0 or self.hessian_examples < 1:
             raise ValueError(f"fine-tuning config: hessian_probes >= 0 and hessian_examples >= 1 are required, got {self}")
+        if self.bound_batches < 0:
+            raise ValueError(f"finetune.bound_batches: must be >= 0 (0 skips the Hessian distance), got {self.bound_batches}")
         if self.pad_token is not None and self.pad_token not in PAD_CHOICES:
             raise ValueError(f"fine-tuning config: pad_token must be None or one of {PAD_CHOICES}, got {self.pad_token!r}")
         if self.micro_batch_size is not None and not 1 <= self.micro_batch_size <= self.batch_size:
@@ -159,6 +171,10 @@ class FinetuneResult:
     `train_loss_final` is the mean batch loss of the last epoch (None for size 0), `test_tokens`
     the number of target tokens behind `test_loss`, `tokens_seen` the training token positions,
     `hessian_trace` Hutchinson's estimate of tr(H) of the training loss (see the module docstring).
+    `train_loss` and `train_loss_max` are the mean per-token loss of the fine-tuned model on its
+    training examples and the largest per-example loss among them (Lhat and C of the bound),
+    `hessian_distance` sum_i H_i and `hessian_distance_per_matrix` each H_i (`lensllm.hessian`;
+    all None for size 0 or with `bound_batches: 0`).
     `device`, `precision` and `gpu_name` say where it ran, `micro_batch_size` the micro-batch the
     steps ran with (after any halving), `energy_joules` the joules it used (NVML + RAPL; null where
     neither counter is readable, split into `energy_gpu_joules` and `energy_cpu_joules`).
@@ -196,6 +212,12 @@ class FinetuneResult:
     energy_joules: float | None = None
     energy_gpu_joules: float | None = None
     energy_cpu_joules: float | None = None
+    train_loss: float | None = None
+    train_loss_max: float | None = None
+    hessian_distance: float | None = None
+    hessian_distance_per_matrix: dict[str, float] | None = None
+    hessian_distance_batches: int | None = None
+    hessian_distance_seconds: float | None = None
 
 
 def resolve_model_path(name_or_path: str) -> str:
@@ -336,6 +358,9 @@ def finetune(
             raise JobConfigError(str(err)) from err
     model.to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
+    # W^s of the Hessian distance: the trainable weight matrices before fine-tuning.
+    start_matrices = ({name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad and p.dim() == 2}
+                      if config.bound_batches and size > 0 else {})
     pad = loaded.tokenizer.pad_token_id
     train = encode_examples(examples, loaded, benchmark.kind, config)
     test = encode_examples(benchmark.test, loaded, benchmark.kind, config)
@@ -417,6 +442,13 @@ def finetune(
                                loaded, benchmark.kind, config)
         curvature = loss_hessian_trace(model, rows, pad, config.eval_batch_size, loaded.is_encoder_decoder,
                                        config.hessian_probes, config.seed, precision, device)
+    train_loss = train_loss_max = distance = None
+    if start_matrices:
+        train_loss, train_loss_max = _training_losses(model, train, pad, config.eval_batch_size, loaded.is_encoder_decoder,
+                                                      precision, device)
+        rows = train[: config.batch_size * config.bound_batches]
+        distance = loss_hessian_distance(model, [rows[i:i + micro] for i in range(0, len(rows), micro)], pad,
+                                         loaded.is_encoder_decoder, start_matrices, precision, device)
     energy = meter.stop()
     per_token = 6.0 if config.method == "full" else 4.0
     return FinetuneResult(
@@ -453,6 +485,12 @@ def finetune(
         energy_joules=energy.joules,
         energy_gpu_joules=energy.gpu_joules,
         energy_cpu_joules=energy.cpu_joules,
+        train_loss=train_loss,
+        train_loss_max=train_loss_max,
+        hessian_distance=distance.total if distance else None,
+        hessian_distance_per_matrix=distance.per_matrix if distance else None,
+        hessian_distance_batches=distance.batches if distance else None,
+        hessian_distance_seconds=distance.seconds if distance else None,
     )
 
 
@@ -531,14 +569,7 @@ def token_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor], encoder_d
     """(summed cross-entropy over the labelled tokens, their number) for one batch."""
     import torch
 
-    labels = batch["labels"]
-    if encoder_decoder:
-        decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=labels)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       decoder_input_ids=decoder_input_ids).logits
-    else:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
-        labels = labels[:, 1:]
+    logits, labels = _logits_and_labels(model, batch, encoder_decoder)
     loss = torch.nn.functional.cross_entropy(
         logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1), ignore_index=-100, reduction="sum"
     )
@@ -549,8 +580,6 @@ def _evaluate(model: PreTrainedModel, rows: Sequence[tuple[list[int], list[int]]
               batch_size: int, encoder_decoder: bool, precision=None, device: str = "cpu") -> tuple[float, int]:
     """(mean per-token test cross-entropy, number of target tokens), batches sorted by length,
     on `device` under the autocast of `precision` (None: fp32)."""
-    import contextlib
-
     import torch
 
     model.eval()
@@ -579,24 +608,95 @@ def loss_hessian_trace(model: PreTrainedModel, rows: Sequence[tuple[list[int], l
     batches = [collate_rows(rows[i:i + batch_size], pad, device) for i in range(0, len(rows), batch_size)]
     total = sum(labelled_tokens(batch, encoder_decoder) for batch in batches)
     params = [p for p in model.parameters() if p.requires_grad]
+    with _double_backward_mode(model):
+        return hutchinson_trace((_summed_loss(model, batch, encoder_decoder, precision, device) / total for batch in batches),
+                                params, probes, seed)
+
+
+def loss_hessian_distance(model: PreTrainedModel, batches: Sequence[Sequence[tuple[list[int], list[int]]]], pad: int,
+                          encoder_decoder: bool, start: Mapping[str, torch.Tensor], precision=None,
+                          device: str = "cpu") -> HessianDistance:
+    """Ju et al.'s H_i of each weight matrix in `start` (name -> W_i^s), along W_i - W_i^s, of the
+    mean per-token loss of each batch of rows, maximised over `batches` (`lensllm.hessian`); eval
+    mode and eager attention, like the trace."""
+    from lensllm.hessian import hessian_distance
+
+    matrices = {name: p for name, p in model.named_parameters() if name in start}
+    directions = {name: (p.detach() - start[name]) for name, p in matrices.items()}
+
+    def losses():
+        for rows in batches:
+            batch = collate_rows(rows, pad, device)
+            yield _summed_loss(model, batch, encoder_decoder, precision, device) / labelled_tokens(batch, encoder_decoder)
+
+    with _double_backward_mode(model):
+        return hessian_distance(losses(), matrices, directions)
+
+
+def _summed_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor], encoder_decoder: bool, precision, device: str) -> torch.Tensor:
+    """`token_loss`'s sum, under the autocast of `precision` (None: fp32)."""
+    if precision is None:
+        return token_loss(model, batch, encoder_decoder)[0]
+    with precision.autocast(device):
+        return token_loss(model, batch, encoder_decoder)[0]
+
+
+@contextlib.contextmanager
+def _double_backward_mode(model: PreTrainedModel):
+    """Eval mode (no dropout) and eager attention (double backward through every attention kernel);
+    the model is left as it was found, without gradients."""
     original, was_training = model.config._attn_implementation, model.training
     model.set_attn_implementation("eager")
     model.eval()
     try:
-        def losses():
-            for batch in batches:
-                if precision is None:
-                    yield token_loss(model, batch, encoder_decoder)[0] / total
-                else:
-                    with precision.autocast(device):
-                        loss_sum = token_loss(model, batch, encoder_decoder)[0]
-                    yield loss_sum / total
-
-        return hutchinson_trace(losses(), params, probes, seed)
+        yield
     finally:
         model.zero_grad(set_to_none=True)
         model.set_attn_implementation(original)
         model.train(was_training)
+
+
+def _training_losses(model: PreTrainedModel, rows: Sequence[tuple[list[int], list[int]]], pad: int, batch_size: int,
+                     encoder_decoder: bool, precision=None, device: str = "cpu") -> tuple[float, float]:
+    """(mean per-token loss over all of `rows`' target tokens, the largest per-example mean per-token
+    loss): Lhat and C of the bound, for the fine-tuned model on its own training examples; batches
+    sorted by length, as the test evaluation's."""
+    import torch
+
+    rows = sorted(rows, key=lambda row: (len(row[0]), len(row[1])))
+    total, count, largest = 0.0, 0, -math.inf
+    model.eval()
+    with torch.no_grad(), (precision.autocast(device) if precision else contextlib.nullcontext()):
+        for i in range(0, len(rows), batch_size):
+            batch = collate_rows(rows[i:i + batch_size], pad, device)
+            sums, tokens = example_losses(model, batch, encoder_decoder)
+            total += float(sums.sum())
+            count += int(tokens.sum())
+            largest = max(largest, float((sums / tokens.clamp(min=1)).max()))
+    model.train()
+    return total / count, largest
+
+
+def example_losses(model: PreTrainedModel, batch: dict[str, torch.Tensor], encoder_decoder: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed cross-entropy of each example over its labelled tokens, their number per example)."""
+    import torch
+
+    logits, labels = _logits_and_labels(model, batch, encoder_decoder)
+    losses = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=-100, reduction="none")
+    return losses.sum(dim=1), (labels != -100).sum(dim=1)
+
+
+def _logits_and_labels(model: PreTrainedModel, batch: dict[str, torch.Tensor], encoder_decoder: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits of one batch aligned with its labels: the decoder's for encoder-decoder models,
+    shifted by one position (the next token) for causal ones."""
+    labels = batch["labels"]
+    if encoder_decoder:
+        decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=labels)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       decoder_input_ids=decoder_input_ids).logits
+        return logits, labels
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return logits[:, :-1], labels[:, 1:]
 
 
 def labelled_tokens(batch: dict[str, torch.Tensor], encoder_decoder: bool) -> int:
@@ -617,8 +717,6 @@ def _measure_flops_per_token(model: PreTrainedModel, batches: Sequence[dict[str,
 
     The gradients are discarded: the weights are unchanged.
     """
-    import contextlib
-
     from torch.utils.flop_counter import FlopCounterMode
 
     original = model.config._attn_implementation
@@ -668,6 +766,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="Rademacher vectors of the Hutchinson Hessian-trace estimate; 0 skips it")
     parser.add_argument("--hessian-examples", type=int, default=defaults.hessian_examples,
                         help="training examples the Hessian trace is taken on (the same for every size)")
+    parser.add_argument("--bound-batches", type=int, default=defaults.bound_batches,
+                        help="training batches the Hessian distance of the PAC-Bayes bound is maximised over; 0 skips it")
     parser.add_argument("--pad-token", choices=PAD_CHOICES, help="pad with this token if the tokenizer has none")
     parser.add_argument("--gguf-file", help="a GGUF file in the model directory to load (de-quantized by transformers)")
     parser.add_argument("--revision", help="hub commit, branch or tag of --model (pinned in the models sheet)")
@@ -696,7 +796,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_len_target=args.max_len_target, seed=args.seed, weight_decay=args.weight_decay,
             warmup=args.warmup, threads=args.threads, pad_token=args.pad_token,
             hessian_probes=args.hessian_probes, hessian_examples=args.hessian_examples,
-            device=args.device, precision=args.precision, micro_batch_size=args.micro_batch_size,
+            bound_batches=args.bound_batches, device=args.device, precision=args.precision, micro_batch_size=args.micro_batch_size,
             method=args.method, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
             lora_target_modules=tuple(args.lora_target_modules) if args.lora_target_modules else None,
         )

@@ -14,12 +14,17 @@ parameters would otherwise hold m vectors of its size).
 LensLLM's theory places the phase transition of the fine-tuning curve where this curvature settles:
 large in the pre-power phase, flat in the power phase. The fine-tuning job records it at the
 pre-trained weights (size 0) and after each fine-tune, always on the same probe examples.
+
+`hessian_distance` measures the other Hessian quantity of LensLLM's theory, the one in Ju, Li and
+Zhang's (ICML 2022) PAC-Bayes bound: for each weight matrix, the quadratic form of its Hessian block
+along the distance the fine-tune moved it, maximised over training batches (`lensllm.bound` turns
+it into the bound's terms).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -77,3 +82,59 @@ def hutchinson_trace(
     mean = sum(terms) / probes
     spread = math.sqrt(sum((x - mean) ** 2 for x in terms) / (probes - 1)) if probes > 1 else float("nan")
     return HessianTrace(mean, spread / math.sqrt(probes), probes, round(time.perf_counter() - start, 3))
+
+
+@dataclass(frozen=True)
+class HessianDistance:
+    """Ju et al.'s Hessian distance of a fine-tune, one value per weight matrix W_i:
+
+        H_i = max over batches b of  v_i^T [Hessian of loss_b w.r.t. W_i] v_i,   v_i = vec(W_i - W_i^s),
+
+    with W_i^s the pre-trained matrix. `per_matrix` maps each matrix's name to H_i, `batches` is the
+    number of batches maximised over.
+    """
+
+    per_matrix: dict[str, float]
+    batches: int
+    seconds: float
+
+    @property
+    def total(self) -> float:
+        """sum_i H_i, the Hessian distance that enters the bound (see `lensllm.bound`)."""
+        return float(sum(self.per_matrix.values()))
+
+
+def hessian_distance(
+    batch_losses: Iterable[torch.Tensor],
+    matrices: Mapping[str, torch.Tensor],
+    directions: Mapping[str, torch.Tensor],
+) -> HessianDistance:
+    """H_i of every matrix in `matrices` along `directions[name]` (= W_i - W_i^s), maximised over
+    the losses `batch_losses` yields (each a scalar with a graph to the matrices).
+
+    Per batch: one gradient with its graph, then for each matrix one Hessian-vector product
+    restricted to it, d/dW_i (grad_i loss . v_i), whose inner product with v_i is the quadratic form
+    of the Hessian block of W_i (no Hessian is formed). A matrix the loss is linear in has H_i = 0.
+    """
+    import time
+
+    import torch
+
+    start = time.perf_counter()
+    names, params = list(matrices), list(matrices.values())
+    best = dict.fromkeys(names, -math.inf)
+    batches = 0
+    for loss in batch_losses:
+        grads = torch.autograd.grad(loss, params, create_graph=True)
+        for k, (name, param, grad) in enumerate(zip(names, params, grads)):
+            value = 0.0
+            if grad.requires_grad:
+                direction = directions[name].to(device=param.device, dtype=param.dtype)
+                (hv,) = torch.autograd.grad(grad, param, grad_outputs=direction, retain_graph=k < len(params) - 1,
+                                            allow_unused=True)
+                value = 0.0 if hv is None else float(torch.sum(direction.double() * hv.double()))
+            best[name] = max(best[name], value)
+        batches += 1
+    if not batches:
+        raise ValueError("the Hessian distance needs at least one batch")
+    return HessianDistance(best, batches, round(time.perf_counter() - start, 3))

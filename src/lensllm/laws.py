@@ -114,7 +114,12 @@ class VanillaLaw(Law):
     """L(D) = (B / D^beta + E)^alpha, decreasing in D for B, beta, alpha > 0.
 
     theta = (log B, beta, E, alpha). Undefined at D = 0, so it is fitted on non-zero sizes only.
+    E >= `e_lower`: with E >= 0 (`VANILLA`) the law is defined at every D > 0, as an extrapolation
+    needs; a negative E (`VANILLA_ON_RANGE`) keeps it defined only where B / D^beta + E > 0, which
+    the fit keeps true at the fitted sizes (an undefined point costs the fit a huge residual).
     """
+
+    e_lower: float = 0.0
 
     def predict(self, theta, sizes):
         log_b, beta, e, alpha = theta
@@ -135,7 +140,7 @@ class VanillaLaw(Law):
         return np.array([np.log(params["B"]), params["beta"], params["E"], params["alpha"]])
 
     def bounds(self, losses):
-        return np.array([-40.0, 0.001, 0.0, 0.02]), np.array([120.0, 3.0, 1e6, 20.0])
+        return np.array([-40.0, 0.001, self.e_lower, 0.02]), np.array([120.0, 3.0, 1e6, 20.0])
 
     def grid_starts(self, sizes, losses, weights, lower, upper):
         alpha, beta = np.meshgrid(np.geomspace(0.05, 8.0, 24), np.geomspace(0.005, 2.0, 30), indexing="ij")
@@ -162,3 +167,9 @@ RECTIFIED = SaturatingLaw("rectified", "L(D) = B / (D_l + D^beta) + E", ("B", "D
 LENSLLM = SaturatingLaw("lensllm", "L(D) = B / (F + D^beta) + E", ("B", "F", "beta", "E"))
 
 LAWS: dict[str, Law] = {law.name: law for law in (VANILLA, RECTIFIED, LENSLLM)}
+# The vanilla law as a description of a curve on its measured sizes (fits.tsv, Table 3, the fit
+# figures): E may be negative there, as in Lin et al.'s own fits (FLAN's facebook/bart-large-cnn
+# needs it); the selectors extrapolate with VANILLA, defined at every D.
+VANILLA_ON_RANGE = VanillaLaw("vanilla", VANILLA.formula, VANILLA.param_names, e_lower=-1e6)
+# The boxes a law is fitted in to describe a curve on its range: the best usable fit of them wins.
+BOXES_ON_RANGE: dict[str, tuple[Law, ...]] = {"vanilla": (VANILLA, VANILLA_ON_RANGE)}

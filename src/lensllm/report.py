@@ -152,7 +152,53 @@ def prediction_markdown(errors: pd.DataFrame, by_model: pd.DataFrame) -> str:
     table = by_model.pivot_table(index=["benchmark", "ratio", "model"], columns="method", values="error", sort=False)
     for (benchmark, ratio, model), row in table.iterrows():
         lines.append(f"| {benchmark} | 1/{ratio} | {model} | " + " | ".join(_number(row.get(m), "+.4f") for m in methods) + " |")
+    per_model = rmse_by_model(by_model)
+    if len(per_model.columns) > 1:
+        lines += ["", "RMSE of each model over the budgets, x 10^-1 (the LensLLM paper's table; `rmse_by_model.tsv`; "
+                  "bold: the lower of a benchmark's values):", "", rmse_by_model_markdown(per_model).rstrip("\n")]
     return "\n".join(lines) + "\n"
+
+
+# The LensLLM paper's per-model RMSE table: the rectified law against LensLLM (every variant run).
+RMSE_TABLE_METHODS = ["RectifiedFit", "LensLLM", "LensLLM-NTK-fixed", "LensLLM-NTK-fitted"]
+
+
+def rmse_by_model(by_model: pd.DataFrame) -> pd.DataFrame:
+    """The LensLLM paper's RMSE layout, from the prediction errors at the target: one row per model,
+    a column `<benchmark> <method>` per benchmark and method of `RMSE_TABLE_METHODS` that ran, each
+    value sqrt(mean over the budgets of (predicted - true)^2) in units of 10^-1 (x 10), as the paper
+    prints it. A model a method left out at some budget is scored on the budgets it has."""
+    data = by_model[by_model["method"].isin(RMSE_TABLE_METHODS)].dropna(subset=["error"])
+    if data.empty:
+        return pd.DataFrame(columns=["model"])
+    rmse = data.groupby(["model", "benchmark", "method"], sort=False)["error"].apply(lambda e: 10 * float(np.sqrt(np.mean(e**2))))
+    wide = rmse.unstack(["benchmark", "method"])
+    columns = [(b, m) for b in dict.fromkeys(data["benchmark"]) for m in RMSE_TABLE_METHODS if (b, m) in wide.columns]
+    wide = wide[columns].reindex(list(dict.fromkeys(data["model"])))
+    wide.columns = [f"{b} {m}" for b, m in columns]
+    return wide.rename_axis("model").reset_index()
+
+
+def rmse_by_model_markdown(table: pd.DataFrame) -> str:
+    """`rmse_by_model` as Markdown, the lower of each benchmark's values in a row in bold; one table
+    per benchmark when it would pass `MAX_MARKDOWN_COLUMNS` columns."""
+    columns = [c for c in table.columns if c != "model"]
+    benchmarks = list(dict.fromkeys(c.split(" ", 1)[0] for c in columns))
+    groups = [[c for c in columns if c.split(" ", 1)[0] == b] for b in benchmarks]
+    if len(columns) <= MAX_MARKDOWN_COLUMNS:
+        groups = [columns]
+    parts = []
+    for group in groups:
+        lines = ["| Model | " + " | ".join(group) + " |", "|" + "---|" * (len(group) + 1)]
+        for _, row in table.iterrows():
+            cells = []
+            for column in group:
+                finite = [row[c] for c in group if c.split(" ", 1)[0] == column.split(" ", 1)[0] and np.isfinite(row[c])]
+                text = _number(row[column], ".3f")
+                cells.append(f"**{text}**" if len(finite) > 1 and row[column] == min(finite) else text)
+            lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
 
 
 def _number(value, spec: str = ".4f") -> str:
@@ -199,7 +245,7 @@ def plot_fit_curves(table: LossTable, fits: pd.DataFrame, transitions: Mapping[s
             ax.axvline(transitions[model], color="gray", ls=":", lw=1, label="AtS transition")
         ax.set_title(model[-28:], fontsize=7)
         ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.yaxis.set_major_locator(MaxNLocator(4))
         ax.yaxis.set_major_formatter(FormatStrFormatter("%.2f"))
         ax.yaxis.set_minor_locator(NullLocator())
@@ -209,7 +255,12 @@ def plot_fit_curves(table: LossTable, fits: pd.DataFrame, transitions: Mapping[s
     handles, labels = axes.ravel()[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
     fig.suptitle(f"{table.benchmark}: fine-tuning loss vs data size, fitted laws", fontsize=10)
-    fig.tight_layout(rect=(0, 0.4 / fig.get_figheight(), 1, 1 - 0.3 / fig.get_figheight()))
+    # Fixed margins in inches: tight_layout measures every tick label of every panel (8 s on 30 panels).
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(
+        left=0.45 / width, right=1 - 0.1 / width, bottom=0.75 / height, top=1 - 0.7 / height,
+        wspace=0.35, hspace=0.45,
+    )
     _save(fig, path)
 
 

@@ -207,7 +207,9 @@ def forecast(
         cuts = backtest_cuts(seen, budget, uncertainty.backtests)
         truth = dict(zip(seen.models, seen.column(budget)))
         z = []
-        for past in run_selector(method, seen, cuts, budget, settings, terms) if cuts else []:
+        # One cut at a time: the fit on the sizes up to a cut is the fit of the smaller budget
+        # equal to that cut, which `fit_curves` remembers, so each cut is fitted once per run.
+        for past in (run_selector(method, seen, [cut], budget, settings, terms)[0] for cut in cuts):
             h = math.log(budget / past.budget)
             z.extend((math.log(p) - math.log(truth[m])) / h for m, p in zip(past.models, past.predictions))
         z = np.asarray(z, dtype=float)

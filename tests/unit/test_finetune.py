@@ -278,7 +278,7 @@ def test_result_json_is_atomic(tmp_path, models):
 
 # --- device, precision, micro-batches, LoRA (issue 12: the GPU path, tested on the CPU) ------------
 
-FAST = replace(CONFIG, epochs=1, batch_size=16, hessian_probes=0)
+FAST = replace(CONFIG, epochs=1, batch_size=16, hessian_probes=0, bound_batches=0)
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "t5"])
@@ -332,8 +332,11 @@ def test_lora_trains_only_the_adapters(models):
     # No weight gradients of the frozen matrices: fewer measured FLOPs per token, 4N analytically.
     assert lora.flops_per_token_measured < full.flops_per_token_measured
     assert lora.flops_analytic == pytest.approx(full.flops_analytic * 4 / 6 * lora.tokens_seen / full.tokens_seen)
-    t5 = finetune(models["t5"], PAIRS, 16, replace(FAST, method="lora", lora_target_modules=("q", "v")))
+    t5 = finetune(models["t5"], PAIRS, 16, replace(FAST, method="lora", lora_target_modules=("q", "v"), bound_batches=1))
     assert 0 < t5.n_params_trainable < t5.n_params / 5
+    # The bound's Hessian distance is taken over the trained matrices only: the adapters.
+    assert t5.hessian_distance_per_matrix and all("lora_" in name for name in t5.hessian_distance_per_matrix)
+    assert t5.train_loss_max >= t5.train_loss > 0 and t5.hessian_distance_batches == 1
 
 
 def test_bad_settings_are_named_before_training(models, monkeypatch):
@@ -354,6 +357,8 @@ def test_bad_settings_are_named_before_training(models, monkeypatch):
         FinetuneConfig(batch_size=8, micro_batch_size=16)
     with pytest.raises(ValueError, match=r"finetune\.method"):
         FinetuneConfig(method="qlora")
+    with pytest.raises(ValueError, match=r"finetune\.bound_batches: must be >= 0"):
+        FinetuneConfig(bound_batches=-1)
 
 
 def test_cli_names_a_device_it_cannot_use(tmp_path, models, capsys, monkeypatch):

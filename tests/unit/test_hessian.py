@@ -78,3 +78,58 @@ def test_hessian_trace_is_reproducible_and_leaves_the_model_unchanged():
     assert first.trace == second.trace and first.probes == 4
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_hessian_distance_is_the_exact_quadratic_form_of_each_block_maximised_over_batches():
+    """H_i = max over batches of v_i^T [d^2 loss_b / dW_i^2] v_i, against the exact Hessian block of
+    every weight matrix of a tiny language model (torch.autograd.functional.hessian)."""
+    from torch.func import functional_call
+
+    from lensllm.finetune import loss_hessian_distance
+
+    model, rows = tiny_model_and_rows()
+    g = torch.Generator().manual_seed(5)
+    matrices = {name: p for name, p in model.named_parameters() if p.dim() == 2}
+    start = {name: p.detach() - 0.1 * torch.randn(p.shape, generator=g) for name, p in matrices.items()}
+    batches = [rows[:2], rows[2:]]
+    measured = loss_hessian_distance(model, batches, pad=0, encoder_decoder=False, start=start)
+
+    model.set_attn_implementation("eager")
+    model.eval()
+    parameters = dict(model.named_parameters())
+    exact = {}
+    for name, p in matrices.items():
+        v = (p.detach() - start[name]).reshape(-1)
+        per_batch = []
+        for batch_rows in batches:
+            batch = collate_rows(batch_rows, pad=0)
+
+            def loss(w, name=name, batch=batch):
+                logits = functional_call(model, {**parameters, name: w}, (batch["input_ids"],),
+                                         {"attention_mask": batch["attention_mask"]}).logits[:, :-1]
+                labels = batch["labels"][:, 1:]
+                return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1),
+                                                         ignore_index=-100)
+
+            block = torch.autograd.functional.hessian(loss, p.detach()).reshape(p.numel(), p.numel())
+            per_batch.append(float(v @ block @ v))
+        exact[name] = per_batch
+    assert set(measured.per_matrix) == set(matrices) and measured.batches == 2
+    for name, per_batch in exact.items():
+        assert abs(per_batch[0] - per_batch[1]) > 1e-3 * max(map(abs, per_batch))  # the batches differ: the max matters
+        assert abs(measured.per_matrix[name] - max(per_batch)) <= 1e-3 * max(map(abs, per_batch)) + 1e-7, name
+    assert abs(measured.total - sum(max(b) for b in exact.values())) <= 1e-3 * sum(abs(max(b)) for b in exact.values())
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_hessian_distance_is_zero_where_the_loss_is_linear_and_needs_a_batch():
+    import pytest
+
+    from lensllm.hessian import hessian_distance
+
+    w = torch.ones(2, 2, requires_grad=True)
+    x = torch.ones(2, 2, requires_grad=True)
+    distance = hessian_distance([torch.sum(w) + torch.sum(x**2)], {"w": w, "x": x}, {"w": torch.ones(2, 2), "x": torch.ones(2, 2)})
+    assert distance.per_matrix == {"w": 0.0, "x": 8.0}  # d^2/dx^2 sum(x^2) = 2 I: v^T 2I v = 8
+    with pytest.raises(ValueError, match="at least one batch"):
+        hessian_distance([], {"w": w}, {"w": torch.ones(2, 2)})

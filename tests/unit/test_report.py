@@ -90,3 +90,27 @@ def test_the_selection_markdown_carries_measured_energy_beside_flops(tmp_path):
     rows, _ = score_selections(selections, table, flops)  # published curves: no energy, no table
     write_selection_tables(rows, tmp_path / "p.md", tmp_path / "p.tex")
     assert "Energy" not in (tmp_path / "p.md").read_text()
+
+
+def test_rmse_by_model_is_the_lensllm_papers_layout_in_units_of_a_tenth():
+    from lensllm.report import rmse_by_model, rmse_by_model_markdown
+
+    rows = [
+        # errors at two budgets: RMSE sqrt((0.03^2 + 0.04^2) / 2) = 0.03536 -> 0.354 x 10^-1
+        ["wiki", "RectifiedFit", 2, "m1", 0.03], ["wiki", "RectifiedFit", 4, "m1", -0.04],
+        ["wiki", "LensLLM-NTK-fixed", 2, "m1", 0.01], ["wiki", "LensLLM-NTK-fixed", 4, "m1", 0.01],
+        ["wiki", "AtS", 2, "m1", 0.5],  # not a column of this table
+        ["wiki", "RectifiedFit", 2, "m2", 0.02], ["wiki", "LensLLM-NTK-fixed", 2, "m2", float("nan")],  # left out
+        ["debsum", "RectifiedFit", 2, "m1", 0.1], ["debsum", "LensLLM-NTK-fixed", 2, "m1", 0.2],
+    ]
+    by_model = pd.DataFrame([[b, m, r, model, 1.0, 1.0, e] for b, m, r, model, e in rows],
+                            columns=["benchmark", "method", "ratio", "model", "predicted", "true", "error"])
+    table = rmse_by_model(by_model)
+    assert list(table.columns) == ["model", "wiki RectifiedFit", "wiki LensLLM-NTK-fixed", "debsum RectifiedFit", "debsum LensLLM-NTK-fixed"]
+    m1 = table.set_index("model").loc["m1"]
+    assert np.isclose(m1["wiki RectifiedFit"], 10 * np.sqrt((0.03**2 + 0.04**2) / 2))
+    assert np.isclose(m1["wiki LensLLM-NTK-fixed"], 0.1)
+    assert np.isnan(table.set_index("model").loc["m2", "wiki LensLLM-NTK-fixed"])
+    text = rmse_by_model_markdown(table)
+    assert "| m1 | 0.354 | **0.100** | **1.000** | 2.000 |" in text
+    assert "| m2 | 0.200 | — | — | — |" in text

@@ -56,3 +56,35 @@ def test_every_finetune_records_the_hessian_trace_and_each_benchmark_gets_its_fi
         row = runs[(runs["model"] == "llama-xs") & (runs["size"] == 0)]
         assert job["hessian_trace"] == pytest.approx(row["hessian_trace"].item(), rel=1e-9)
         assert (out / "figures" / f"hessian_{benchmark}.png").stat().st_size > 0
+
+
+def test_every_finetune_records_the_hessian_bound_and_the_grid_reports_it(out):
+    terms = pd.read_csv(out / "bound.tsv", sep="\t")
+    for benchmark in BENCHMARKS:
+        runs = pd.read_csv(out / "finetune_runs" / f"{benchmark}.tsv", sep="\t")
+        trained = runs[runs["size"] > 0]
+        assert trained[["train_loss", "train_loss_max", "hessian_distance"]].notna().all().all()
+        assert runs.loc[runs["size"] == 0, "hessian_distance"].isna().all()  # no fine-tune, no distance
+        assert (trained["train_loss_max"] >= trained["train_loss"]).all()
+        job = json.loads((out / "finetune" / benchmark / "gpt2-xs" / "64.json").read_text())
+        assert len(job["hessian_distance_per_matrix"]) > 1 and job["hessian_distance_batches"] == 2
+        assert job["hessian_distance"] == pytest.approx(sum(job["hessian_distance_per_matrix"].values()), rel=1e-9)
+        part = terms[terms["benchmark"] == benchmark]
+        assert len(part) == len(MODELS) * 6
+        assert (part["gap"] - (part["test_loss"] - part["train_loss"])).abs().max() < 1e-9
+        assert (out / "figures" / f"bound_{benchmark}.png").stat().st_size > 0
+    correlation = pd.read_csv(out / "bound_correlation.tsv", sep="\t")
+    assert list(correlation["benchmark"]) == [*BENCHMARKS, "all"]
+    assert (correlation["pearson"].abs() <= 1).all()
+    assert "Pearson" in (out / "bound.md").read_text()
+
+
+def test_the_grid_report_has_the_lensllm_papers_rmse_table(out):
+    rmse = pd.read_csv(out / "rmse_by_model.tsv", sep="\t")
+    assert sorted(rmse["model"]) == sorted(MODELS)
+    assert list(rmse.columns[1:5]) == ["wiki RectifiedFit", "wiki LensLLM", "wiki LensLLM-NTK-fixed", "wiki LensLLM-NTK-fitted"]
+    by_model = pd.read_csv(out / "prediction_by_model.tsv", sep="\t")
+    errors = by_model[(by_model["benchmark"] == "wiki") & (by_model["method"] == "RectifiedFit") & (by_model["model"] == "gpt2-xs")]
+    expected = 10 * float((errors["error"] ** 2).mean() ** 0.5)
+    assert rmse.set_index("model").loc["gpt2-xs", "wiki RectifiedFit"] == pytest.approx(expected, rel=1e-6)
+    assert "x 10^-1" in (out / "prediction_error.md").read_text()

@@ -1,11 +1,12 @@
-"""Snakemake adapter: per-benchmark scores -> selection.tsv/.md/.tex and the prediction-error tables."""
+"""Snakemake adapter: per-benchmark scores -> selection.tsv/.md/.tex and the prediction-error tables
+(with the LensLLM paper's per-model RMSE table)."""
 
 import pandas as pd
 
 from lensllm.analysis import write_tsv
 from lensllm.atomic import write_text
 from lensllm.logs import log_to
-from lensllm.report import prediction_markdown, write_selection_tables
+from lensllm.report import prediction_markdown, rmse_by_model, write_selection_tables
 
 
 def gather(paths):
@@ -20,3 +21,4 @@ errors, by_model = gather(snakemake.input.prediction_error), gather(snakemake.in
 write_tsv(errors, snakemake.output.prediction_error)
 write_tsv(by_model, snakemake.output.by_model)
 write_text(snakemake.output.prediction_md, prediction_markdown(errors, by_model))
+write_tsv(rmse_by_model(by_model), snakemake.output.rmse_by_model)
