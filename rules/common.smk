@@ -16,7 +16,7 @@ RESULTS = f"results/{config['run_name']}"
 # The software environment of every rule (used with --sdm conda). It installs lensllm from
 # ${LENSLLM_ROOT}, which pip expands from the environment conda is started with: this checkout.
 ENV = "../environment.yml"
-os.environ["LENSLLM_ROOT"] = workflow.basedir
+os.environ.update(LENSLLM_ROOT=workflow.basedir)
 BENCHMARKS = list(config["benchmarks"])
 PUBLISHED = config["source"] == "published"
 # Select mode: recommend a model for data of size select.full_size, fine-tuning up to the budget only.
