@@ -26,7 +26,8 @@ term sqrt(C * sum_i H_i / n) and the remainder scale; `bound_correlation` the Pe
 correlation between the distance term and the gap across the sizes and models of a benchmark (the
 measure Ju et al. report). LensLLM's phase statement: in the pre-power phase the n^(-3/4) remainder
 dominates, in the power phase the C n^(-beta) distance term does; the figure marks each model's AtS
-transition so the two can be compared.
+transition so the two can be compared, and `phase_crossover` gives, per curve, the size from which
+the distance term stays above the remainder scale.
 """
 
 from __future__ import annotations
