@@ -77,6 +77,24 @@ def quick_local_results(tmp_path_factory, sources_dir):
     return workdir
 
 
+PAPER = str(REPO / "config" / "paper.yaml")
+
+
+def paper_run(workdir, published_dir, *extra, check=True):
+    """Paper mode on the shared published curves of FLAN and Gigaword."""
+    return run_snakemake(workdir, "--cores", "2", "--configfile", PAPER, "--config", f"curves_dir={published_dir}",
+                         'benchmarks=["flan","gigaword"]', *extra, check=check)
+
+
+@pytest.fixture(scope="session")
+def paper_results(tmp_path_factory, published_dir):
+    """Paper mode run once per session: the paper tests check it, and `make paper`'s run must
+    give the same tables byte for byte."""
+    workdir = tmp_path_factory.mktemp("paper")
+    paper_run(workdir, published_dir)
+    return workdir
+
+
 def write_python_killed_once(bin_dir: Path, pattern: str, record: Path) -> Path:
     """A stand-in for `python`, first on PATH for a run: each `python -m lensllm.finetune` call
     appends `<SLURM job id> <its memory, MinMemoryNode=...> <arguments>` to `record` (`none none`

@@ -9,24 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
-from conftest import REPO, run_snakemake
-
-PAPER = str(REPO / "config" / "paper.yaml")
-TWO_BENCHMARKS = 'benchmarks=["flan","gigaword"]'
-
-
-def paper_run(workdir, published_dir, *extra, check=True):
-    return run_snakemake(
-        workdir, "--cores", "2", "--configfile", PAPER, "--config", f"curves_dir={published_dir}", TWO_BENCHMARKS, *extra, check=check
-    )
-
-
-@pytest.fixture(scope="module")
-def paper_results(tmp_path_factory, published_dir):
-    workdir = tmp_path_factory.mktemp("paper")
-    paper_run(workdir, published_dir)
-    return workdir
-
+from conftest import PAPER, REPO, paper_run, run_snakemake
 
 def test_paper_mode_writes_every_table_and_figure(paper_results):
     out = paper_results / "results" / "paper"
@@ -55,12 +38,6 @@ def test_workflow_reproduces_the_published_table(paper_results, reference_table1
     merged = pd.read_csv(reference_table1, sep="\t").merge(selection, on=["benchmark", "method", "ratio", "metric"], suffixes=("_published", ""))
     assert len(merged) == 112
     assert (merged["value_raw"] - merged["value_published"]).abs().max() <= 0.06
-
-
-def test_a_second_run_gives_a_byte_identical_selection_table(paper_results, published_dir, tmp_path):
-    paper_run(tmp_path, published_dir)
-    first = (paper_results / "results" / "paper" / "selection.tsv").read_bytes()
-    assert (tmp_path / "results" / "paper" / "selection.tsv").read_bytes() == first
 
 
 def test_a_finished_run_has_nothing_left_to_do(paper_results, published_dir):

@@ -1,7 +1,8 @@
 """The quick grid on a real SLURM cluster through config/profiles/slurm: real daemons started by
 tests/slurm/start_cluster.sh (and stopped by stop_cluster.sh, also when the test fails), real sbatch
-submissions, one fine-tuning attempt killed like an out-of-memory job and resubmitted with more
-memory, and results identical to the local run of the same config."""
+submissions of one benchmark's fine-tunes and NTK terms and of the whole analysis, one fine-tuning
+attempt killed like an out-of-memory job and resubmitted with more memory, and results identical to
+the local run of the same config."""
 
 from __future__ import annotations
 
@@ -65,15 +66,16 @@ def slurm_cluster(tmp_path_factory):
 
 
 def test_quick_grid_on_slurm_equals_local_run(quick_local_results, slurm_cluster, tmp_path, sources_dir):
-    # The quick run's benchmarks and zoo are kept; the fine-tuning grid (with the NTK and weight
-    # jobs) and the analysis are redone, as SLURM jobs.
+    # The quick run's benchmarks, zoo and the jobs of the two other benchmarks are kept; the
+    # killed fine-tune's benchmark (its fine-tunes and NTK terms) and the whole analysis are redone,
+    # as SLURM jobs, and must give the local run's tables.
+    benchmark, model = KILLED
     subprocess.run(["cp", "-a", f"{quick_local_results}/.", str(tmp_path)], check=True)
     results = tmp_path / "results" / "quick"
-    for path in results.iterdir():
-        if path.name not in ("data", "zoo"):
-            subprocess.run(["rm", "-r", str(path)], check=True)
+    kept = ("data", "zoo", "models", "weights", "finetune", "ntk", "logs", "benchmarks")
+    removed = [p for p in results.iterdir() if p.name not in kept] + [results / "finetune" / benchmark, results / "ntk" / benchmark]
+    subprocess.run(["rm", "-r", *map(str, removed)], check=True)
     record = tmp_path / "finetune-calls.txt"
-    benchmark, model = KILLED
     write_python_killed_once(tmp_path / "bin", f"*'--model-name {model} '*'/{benchmark}.jsonl '*", record)
     command, env = snakemake_command(
         tmp_path,
@@ -99,7 +101,7 @@ def test_quick_grid_on_slurm_equals_local_run(quick_local_results, slurm_cluster
     submitted = {int(jobid): log for _, jobid, log in SUBMITTED.findall(output)}
     finetunes = {jobid: log for jobid, log in submitted.items() if "/rule_finetune_model/" in log}
     assert sorted(Path(log).parent.name for log in finetunes.values()) == sorted(
-        [f"{b}_{m}" for b in BENCHMARKS for m in MODELS] + [f"{benchmark}_{model}"]
+        [f"{benchmark}_{m}" for m in MODELS] + [f"{benchmark}_{model}"]
     )
     assert any("/group_analysis_" in log for log in submitted.values()), "the analysis was not one group job"
     controller = (slurm_cluster / "slurmctld.log").read_text()
@@ -111,7 +113,7 @@ def test_quick_grid_on_slurm_equals_local_run(quick_local_results, slurm_cluster
     # Each fine-tune ran inside its SLURM job, with the memory its rule asked for; the killed one
     # was resubmitted as a new job with twice the memory.
     calls = [line.split(" ", 2) for line in record.read_text().splitlines()]
-    assert len(calls) == len(MODELS) * len(BENCHMARKS) + 1
+    assert len(calls) == len(MODELS) + 1
     assert {int(jobid) for jobid, _, _ in calls} == set(finetunes)
     killed = [(int(j), megabytes(mem)) for j, mem, args in calls if f"--model-name {model} " in args and f"/{benchmark}.jsonl " in args]
     assert len(killed) == 2 and killed[0][0] == failed[0] and killed[1][0] != failed[0]
@@ -119,5 +121,5 @@ def test_quick_grid_on_slurm_equals_local_run(quick_local_results, slurm_cluster
 
     # The same numbers as the local run.
     local = quick_local_results / "results" / "quick"
-    for name in [*(f"losses/{b}.tsv" for b in BENCHMARKS), "fits.tsv", "selection.tsv", "prediction_error.tsv"]:
+    for name in [*(f"losses/{b}.tsv" for b in BENCHMARKS), "fits.tsv", "selection.tsv", "prediction_error.tsv", "calibration.tsv", "bound.tsv"]:
         assert (results / name).read_bytes() == (local / name).read_bytes(), f"{name} differs from the local run"
