@@ -11,6 +11,7 @@ import pytest
 
 from conftest import PAPER, REPO, paper_run, run_snakemake
 
+
 def test_paper_mode_writes_every_table_and_figure(paper_results):
     out = paper_results / "results" / "paper"
     for name in ["selection.tsv", "selection.md", "selection.tex", "fits.tsv", "prediction_error.tsv"]:
