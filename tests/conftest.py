@@ -77,6 +77,18 @@ def quick_local_results(tmp_path_factory, sources_dir):
     return workdir
 
 
+def copy_redoing_one_benchmark(quick_results: Path, workdir: Path, benchmark: str) -> Path:
+    """Copy a finished quick run into `workdir` without `benchmark`'s fine-tunes and NTK terms and
+    without the analysis (the other benchmarks' jobs, the data and the zoo are kept), so that a run
+    there redoes exactly those; returns the copy's results directory."""
+    subprocess.run(["cp", "-a", f"{quick_results}/.", str(workdir)], check=True)
+    results = workdir / "results" / "quick"
+    kept = ("data", "zoo", "models", "weights", "finetune", "ntk", "logs", "benchmarks")
+    removed = [p for p in results.iterdir() if p.name not in kept] + [results / "finetune" / benchmark, results / "ntk" / benchmark]
+    subprocess.run(["rm", "-r", *map(str, removed)], check=True)
+    return results
+
+
 PAPER = str(REPO / "config" / "paper.yaml")
 
 

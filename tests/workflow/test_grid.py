@@ -15,7 +15,7 @@ import yaml
 
 from lensllm.adaptive import AdaptiveSettings, first_round_sizes
 
-from conftest import QUICK, REPO, make_command, quick_run, run_make, run_snakemake
+from conftest import QUICK, REPO, copy_redoing_one_benchmark, make_command, quick_run, run_make, run_snakemake
 
 MODELS = ["gpt2-xs", "llama-xs", "t5-xs"]
 BENCHMARKS = ["wiki", "debsum", "instruct"]
@@ -101,11 +101,7 @@ def test_make_quick_killed_with_sigkill_resumes_when_run_again_redoing_only_unfi
     # terms and the whole analysis are redone by `make quick`, killed hard (SIGKILL to make, the
     # launcher, Snakemake and its jobs, as a crash or a lost terminal would), and `make quick` is
     # run again, unchanged.
-    subprocess.run(["cp", "-a", f"{quick_results}/.", str(tmp_path)], check=True)
-    results = tmp_path / "results" / "quick"
-    kept = ("data", "zoo", "models", "weights", "finetune", "ntk", "logs", "benchmarks")
-    removed = [p for p in results.iterdir() if p.name not in kept] + [results / "finetune" / "debsum", results / "ntk" / "debsum"]
-    subprocess.run(["rm", "-r", *map(str, removed)], check=True)
+    results = copy_redoing_one_benchmark(quick_results, tmp_path, "debsum")
     finetune = results / "finetune"
     untouched = {p: p.stat().st_mtime_ns for p in finetune.glob("*/*/*.json")}
     args = f"--directory {tmp_path} --config sources_dir={sources_dir}"

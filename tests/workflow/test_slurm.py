@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import QUICK, REPO, snakemake_command, write_python_killed_once
+from conftest import QUICK, REPO, copy_redoing_one_benchmark, snakemake_command, write_python_killed_once
 
 SLURM = REPO / "tests" / "slurm"
 PROFILE = REPO / "config" / "profiles" / "slurm"
@@ -70,11 +70,7 @@ def test_quick_grid_on_slurm_equals_local_run(quick_local_results, slurm_cluster
     # killed fine-tune's benchmark (its fine-tunes and NTK terms) and the whole analysis are redone,
     # as SLURM jobs, and must give the local run's tables.
     benchmark, model = KILLED
-    subprocess.run(["cp", "-a", f"{quick_local_results}/.", str(tmp_path)], check=True)
-    results = tmp_path / "results" / "quick"
-    kept = ("data", "zoo", "models", "weights", "finetune", "ntk", "logs", "benchmarks")
-    removed = [p for p in results.iterdir() if p.name not in kept] + [results / "finetune" / benchmark, results / "ntk" / benchmark]
-    subprocess.run(["rm", "-r", *map(str, removed)], check=True)
+    results = copy_redoing_one_benchmark(quick_local_results, tmp_path, benchmark)
     record = tmp_path / "finetune-calls.txt"
     write_python_killed_once(tmp_path / "bin", f"*'--model-name {model} '*'/{benchmark}.jsonl '*", record)
     command, env = snakemake_command(
