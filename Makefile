@@ -10,7 +10,7 @@ CURVES_DIR ?= $(wildcard ../shared/data/published)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 # Every run resumes a killed one: jobs left incomplete are redone, finished ones kept. ARGS adds
 # Snakemake options, e.g. `make quick ARGS=--dry-run` or `ARGS='--directory /scratch/run'`.
-SNAKEMAKE = $(PY) -m lensllm.launch --cores $(CORES) --rerun-incomplete
+SNAKEMAKE = $(PY) -m lensllm.pipeline.launch --cores $(CORES) --rerun-incomplete
 # Paper mode reads the published curves from CURVES_DIR when there is one (no download then).
 # A variable, not inline: a comma inside $(if ...) would split Make's arguments.
 PAPER_OFFLINE := --config curves_dir=$(abspath $(CURVES_DIR)) 'benchmarks=["flan","gigaword"]'

@@ -25,10 +25,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from lensllm.analysis import budgets_for, read_flops
-from lensllm.cost import CostModel, analytic_flops, selection_flops
-from lensllm.losstable import read_losstable
-from lensllm.metrics import pearcorr, relacc
+from lensllm.curves.budgets import budgets_for
+from lensllm.selection.evaluation import read_flops
+from lensllm.curves.cost import CostModel, analytic_flops, selection_flops
+from lensllm.curves.losstable import read_losstable
+from lensllm.curves.metrics import pearcorr, relacc
 from lensllm.selection import ModelTerms, SelectionSettings, run_selector
 
 ROOT = Path(__file__).resolve().parents[1]

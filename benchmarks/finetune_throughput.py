@@ -8,7 +8,7 @@ Measures, in one run on this machine, for each model of the zoo directory (every
 holding a config.json, or those named by --models), on one benchmark and one training size, with
 `--threads` torch threads and the default `FinetuneConfig` otherwise:
 
-1. our job, `lensllm.finetune.finetune`: its training time, its training tokens per second
+1. our job, `lensllm.training.finetune.finetune`: its training time, its training tokens per second
    (`tokens_seen` / training time; token positions, padding included, encoder + decoder positions
    for encoder-decoder models) and achieved FLOP/s (`flops_measured` / training time).
    The result has no training time of its own (`wall_seconds` covers the whole call), so the call
@@ -20,8 +20,8 @@ holding a config.json, or those named by --models), on one benchmark and one tra
    The lazy imports of `finetune()` are done before, so that they count in neither.
    If a later `FinetuneResult` reports a training time (`train_seconds`), that is used instead.
 2. the same job through `transformers.Trainer`: same model loaded the same way
-   (`lensllm.finetune.load_model`), the same examples (`encode_examples`) and collation
-   (`lensllm.finetune.collate_rows`: right padding, labels -100), same batch size, epochs, lr, linear
+   (`lensllm.training.finetune.load_model`), the same examples (`encode_examples`) and collation
+   (`lensllm.training.finetune.collate_rows`: right padding, labels -100), same batch size, epochs, lr, linear
    warm-up steps then linear decay, weight decay, `torch.optim.AdamW` (`optim="adamw_torch"`, not
    the fused default of transformers 5), seed, max_grad_norm 1.0, no evaluation, no checkpoint,
    no logging or reporting, CPU, no dataloader workers. `trainer_seconds` is the wall time of
@@ -53,13 +53,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from lensllm import finetune as ft
-from lensllm.data import read_benchmark, training_subset
+from lensllm.training import finetune as ft
+from lensllm.data.benchmark import read_benchmark, training_subset
 
 COLUMNS = ["model", "architecture", "params", "tokens", "ours_seconds", "ours_tokens_per_s", "ours_flop_per_s",
            "trainer_seconds", "trainer_tokens_per_s", "trainer_flop_per_s", "speed_ratio", "ours_call_seconds",
            "trainer_runtime_seconds"]
-# Functions of lensllm.finetune that `finetune()` calls outside its training loop.
+# Functions of lensllm.training.finetune that `finetune()` calls outside its training loop.
 NON_TRAINING = ("load_model", "encode_examples", "_measure_flops_per_token", "_evaluate", "loss_hessian_trace")
 
 
@@ -75,7 +75,7 @@ def zoo_models(zoo: Path, names: list[str] | None) -> list[Path]:
 
 
 def run_ours(model_dir: Path, benchmark, size: int, config: ft.FinetuneConfig) -> tuple[ft.FinetuneResult, float, float]:
-    """(result, training seconds, whole-call seconds) of `lensllm.finetune.finetune`."""
+    """(result, training seconds, whole-call seconds) of `lensllm.training.finetune.finetune`."""
     import torch  # noqa: F401  the lazy imports of finetune() are done here, outside its timing
     import tqdm  # noqa: F401
     import transformers  # noqa: F401
@@ -174,11 +174,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="directory of models (subdirectories with a config.json)")
     parser.add_argument("--models", nargs="+", help="only these model subdirectories of --zoo")
     parser.add_argument("--benchmark", type=Path, default=Path("results/default/data/debsum.jsonl"),
-                        help="benchmark file written by lensllm.data.write_benchmark")
+                        help="benchmark file written by lensllm.data.benchmark.write_benchmark")
     parser.add_argument("--size", type=int, default=256, help="training subset size (>= 1)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both jobs")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each job; the shortest time is kept")
-    parser.add_argument("--pad-token", choices=ft.PAD_CHOICES, help="as in lensllm.finetune")
+    parser.add_argument("--pad-token", choices=ft.PAD_CHOICES, help="as in lensllm.training.finetune")
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks/finetune_throughput.tsv"))
     args = parser.parse_args(argv)
 

@@ -9,7 +9,7 @@
 #                     Hessian trace, NTK, energy from NVML, the GPU slot seen by torch
 #   quick/            the quick grid with finetune.device: cuda, precision: bf16 (Snakemake only;
 #                     skipped with a message where snakemake cannot be imported)
-#   jobs.tsv, jobs/   fine-tuning jobs through `python -m lensllm.finetune` on each device/precision
+#   jobs.tsv, jobs/   fine-tuning jobs through `python -m lensllm.training.finetune` on each device/precision
 #   throughput.tsv    our loop against transformers.Trainer (tokens/s, FLOP/s, peak memory, MFU)
 #   summary.txt       what passed and what failed; the exit status is 0 only if everything passed
 set -u
@@ -62,7 +62,7 @@ YAML
     status=1; note "quick grid on cuda/bf16: FAILED (see quick.log)"
   fi
 else
-  note "quick grid: skipped, snakemake is not importable here; the jobs below run through python -m lensllm.finetune"
+  note "quick grid: skipped, snakemake is not importable here; the jobs below run through python -m lensllm.training.finetune"
 fi
 
 # 3. Jobs through the command line, and the throughput against transformers.Trainer.

@@ -8,7 +8,7 @@ Needs torch with CUDA, transformers and accelerate (the Trainer); nothing from t
 1. A tiny GPT-2 of the zoo's kind is pre-trained here on synthetic text (a few CPU seconds; the
    zoo proper is built from the offline corpora, which need Snakemake and a fetch), with a
    synthetic pairs benchmark (`OUT/bench.jsonl`).
-2. Jobs through `python -m lensllm.finetune` (`OUT/jobs/*.json`, summarised in `OUT/jobs.tsv`):
+2. Jobs through `python -m lensllm.training.finetune` (`OUT/jobs/*.json`, summarised in `OUT/jobs.tsv`):
    cpu fp32 (the reference), cuda fp32, cuda bf16, cuda fp16, cuda bf16 with micro-batches of 4,
    cuda bf16 with LoRA, and a job asking for `--gpu-slots 1`: test loss, device, GPU name, energy.
 3. Throughput (`OUT/throughput.tsv`), cuda + bf16, for the zoo model and for SmolLM2-135M (its
@@ -35,8 +35,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from finetune_throughput import run_ours  # noqa: E402  (a sibling script)
 
-from lensllm import finetune as ft  # noqa: E402
-from lensllm.data import Benchmark, Example, read_benchmark, training_subset, write_benchmark  # noqa: E402
+from lensllm.training import finetune as ft  # noqa: E402
+from lensllm.data.benchmark import Benchmark, Example, read_benchmark, training_subset, write_benchmark  # noqa: E402
 
 # Dense bf16 tensor-core peaks (FLOP/s) of common data-centre and workstation cards (vendor sheets).
 BF16_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L40": 181e12, "L4": 121e12,
@@ -57,7 +57,7 @@ def synthetic_benchmark(n_train: int) -> Benchmark:
 
 def build_models(root: Path, bench: Benchmark) -> dict[str, Path]:
     """The tiny zoo-like GPT-2 and SmolLM2-135M (GGUF weights if installed, else its shape)."""
-    from lensllm.zoo import ModelSpec, pretrain_model, train_tokenizer
+    from lensllm.training.zoo import ModelSpec, pretrain_model, train_tokenizer
 
     texts = [ex.source + " " + ex.target for ex in bench.train]
     train_tokenizer(texts, 512, root / "tokenizer", seed=0)
@@ -100,7 +100,7 @@ def run_jobs(out: Path, model: Path, bench_path: Path, size: int, epochs: int) -
     rows = []
     for name, options in variants.items():
         path = out / "jobs" / f"{name}.json"
-        cmd = [sys.executable, "-m", "lensllm.finetune", "--model", str(model), "--benchmark", str(bench_path),
+        cmd = [sys.executable, "-m", "lensllm.training.finetune", "--model", str(model), "--benchmark", str(bench_path),
                "--size", str(size), "--out", str(path), "--epochs", str(epochs), "--hessian-probes", "2", *options]
         done = subprocess.run(cmd, capture_output=True, text=True)
         (out / "jobs" / f"{name}.log").write_text(" ".join(cmd) + "\n" + done.stdout + done.stderr)

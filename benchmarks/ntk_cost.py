@@ -2,9 +2,9 @@
 
 Each measurement runs in a fresh process (so its peak RSS, read with `os.wait4`, is its own):
 
-- `ntk`: `lensllm.ntk.compute_ntk` on 32 probe examples (load the model, 32 forward + backward
+- `ntk`: `lensllm.probes.ntk.compute_ntk` on 32 probe examples (load the model, 32 forward + backward
   passes, the Gram matrix, the eigendecomposition), as the `compute_ntk` rule runs it;
-- `finetune`: the baseline, `lensllm.finetune.finetune` of the same model on 32 examples for one
+- `finetune`: the baseline, `lensllm.training.finetune.finetune` of the same model on 32 examples for one
   epoch (the same 32 forward + backward passes, batched, plus the test evaluation), no Hessian.
 
 Seconds are wall time inside the process after `import torch` (the model load included, in a fresh
@@ -34,9 +34,9 @@ CHILD = r"""
 import json, sys, time
 import torch
 torch.set_num_threads(1)
-from lensllm.data import read_benchmark
-from lensllm.finetune import FinetuneConfig, finetune
-from lensllm.ntk import compute_ntk
+from lensllm.data.benchmark import read_benchmark
+from lensllm.training.finetune import FinetuneConfig, finetune
+from lensllm.probes.ntk import compute_ntk
 kind, model, bench, gguf = sys.argv[1:5]
 benchmark = read_benchmark(bench)
 config = FinetuneConfig(epochs=1, hessian_probes=0, pad_token="eos" if gguf else None, threads=1)

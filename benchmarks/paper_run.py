@@ -7,7 +7,7 @@ Measures, in one run on this machine:
    curves, fit, select at 7 budgets, score, tables, figures);
 2. the wall time of the fitting and selection part alone (in process, one core), every selector
    that runs on published curves (those needing model weights run on our grid only);
-3. the batched Levenberg-Marquardt of `lensllm.fitting` against a baseline: SciPy's
+3. the batched Levenberg-Marquardt of `lensllm.curves.fitting` against a baseline: SciPy's
    `least_squares` (trf, finite-difference Jacobian) run curve by curve from the same starts, on
    the RectifiedFit problems of every model at every budget; reported as a speed ratio, with the
    difference of the objectives reached.
@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import least_squares
 
-from lensllm.analysis import fit_all_laws, run_selectors, score_selections
-from lensllm.cost import CostModel, analytic_flops
-from lensllm.fitting import _starts, fit_curves
-from lensllm.laws import RECTIFIED
-from lensllm.losstable import read_losstable
+from lensllm.selection.evaluation import fit_all_laws, run_selectors, score_selections
+from lensllm.curves.cost import CostModel, analytic_flops
+from lensllm.curves.fitting import _starts, fit_curves
+from lensllm.curves.laws import RECTIFIED
+from lensllm.curves.losstable import read_losstable
 from lensllm.selection import ModelTerms, SelectionSettings, curve_selectors
 
 REPO = Path(__file__).resolve().parents[1]

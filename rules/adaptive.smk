@@ -1,4 +1,4 @@
-# Adaptive's two rounds on our grid (lensllm.adaptive): round 0 fine-tunes every model at every
+# Adaptive's two rounds on our grid (lensllm.selection.adaptive): round 0 fine-tunes every model at every
 # size up to budget / adaptive_first_round; the checkpoint adaptive_plan reads only those fine-tunes
 # and decides which sizes round 1 buys; adaptive_select reads round 0 and the sizes bought, nothing
 # else. On published curves Adaptive buys cells of the table inside select_models instead. Neither

@@ -1,6 +1,6 @@
 # LensLLM's Hessian-based PAC-Bayes bound (Ju et al. 2022) along every curve of the grid: the
 # measured generalization gap against the bound's Hessian distance term and remainder scale
-# (lensllm.bound), from the training loss and Hessian distance each fine-tuning job records.
+# (lensllm.probes.bound), from the training loss and Hessian distance each fine-tuning job records.
 
 
 rule plot_bound:

@@ -1,7 +1,7 @@
 # Calibration of the predicting selectors' intervals: coverage and log score of each method's
-# forecast at each budget, against the true losses at the target (see lensllm.uncertainty).
+# forecast at each budget, against the true losses at the target (see lensllm.selection.uncertainty).
 
-# The selectors that predict a loss at the target (lensllm.uncertainty.PREDICTING).
+# The selectors that predict a loss at the target (lensllm.selection.uncertainty.PREDICTING).
 PREDICTING_METHODS = [
     "AtS",
     "RectifiedFit",

@@ -26,7 +26,7 @@ SELECT = config.get("mode", "evaluate") == "select"
 FLOPS_BUDGET = config.get("select", {}).get("flops_budget") if SELECT else None
 FLOPS_PLAN = FLOPS_BUDGET is not None
 # Benchmarks loaded with datasets.load_dataset from a hub id or a directory, and the user's own
-# files; the others are built from the offline sources (lensllm.data's builders).
+# files; the others are built from the offline sources (lensllm.data.benchmark's builders).
 HUB_BENCHMARKS = config.get("hub_benchmarks", {})
 USER_DATA = config.get("user_data", {})
 OFFLINE_BENCHMARK_NAMES = ["wiki", "debsum", "instruct"]
@@ -150,7 +150,7 @@ def check_job_python():
 
 
 def user_data_spec(name):
-    """The keyword arguments of lensllm.data.load_user_benchmark for user_data entry `name`."""
+    """The keyword arguments of lensllm.data.benchmark.load_user_benchmark for user_data entry `name`."""
     spec = {"test_size": config["data"]["test_size"], **USER_DATA[name]}
     return {
         **spec,
@@ -185,7 +185,7 @@ def check_user_data():
             [
                 "python",
                 "-m",
-                "lensllm.data",
+                "lensllm.data.benchmark",
                 "check-user",
                 json.dumps(user_data_spec(name)),
             ],
@@ -349,7 +349,7 @@ GRID_ONLY_OUTPUTS = (
 
 
 def zoo_spec_json(model):
-    """The zoo sheet row of `model` as the JSON spec `python -m lensllm.zoo pretrain` takes."""
+    """The zoo sheet row of `model` as the JSON spec `python -m lensllm.training.zoo pretrain` takes."""
     spec = dict(MODELS[model]["zoo"])
     spec["mixture"] = {
         k: float(w) for k, w in (item.split(":") for item in spec["mixture"].split(","))
@@ -383,7 +383,7 @@ def model_directory(wildcards):
 
 
 def download_options(model):
-    """The revision and GGUF file of a hub model, as options of `python -m lensllm.download`."""
+    """The revision and GGUF file of a hub model, as options of `python -m lensllm.training.download`."""
     row = MODELS[model]
     options = f"--revision {shlex.quote(row['revision'])}" if row["revision"] else ""
     if row["gguf_file"]:
@@ -403,7 +403,7 @@ def model_load_options(model):
     return options
 
 
-# finetune keys that are resources or workflow settings, not options of `python -m lensllm.finetune`.
+# finetune keys that are resources or workflow settings, not options of `python -m lensllm.training.finetune`.
 FINETUNE_WORKFLOW_KEYS = (
     "threads",
     "one_job_per_size",
@@ -422,7 +422,7 @@ def gpu_slot_options(device):
 
 
 def finetune_options(wildcards):
-    """The hyper-parameters of `python -m lensllm.finetune`, from config and the model's sheet row
+    """The hyper-parameters of `python -m lensllm.training.finetune`, from config and the model's sheet row
     (null values are left to the job's defaults, lists given as separate words)."""
     options = " ".join(
         f"--{k.replace('_', '-')} "
@@ -435,7 +435,7 @@ def finetune_options(wildcards):
 
 
 def ntk_options(wildcards):
-    """The options of `python -m lensllm.ntk`: eta is the fine-tuning learning rate, and the probe
+    """The options of `python -m lensllm.probes.ntk`: eta is the fine-tuning learning rate, and the probe
     examples are truncated like the fine-tuning job's."""
     ntk, finetune = config["ntk"], config["finetune"]
     return (
@@ -553,7 +553,7 @@ def collected_sizes(wildcards):
 
 
 def plan_options():
-    """The options of `python -m lensllm.plan`: budget, candidate sizes, the fine-tuning's epochs
+    """The options of `python -m lensllm.training.plan`: budget, candidate sizes, the fine-tuning's epochs
     and truncation, N, and each candidate as NAME=PATH (and its GGUF file)."""
     finetune = config["finetune"]
     models = " ".join(

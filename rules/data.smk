@@ -20,7 +20,7 @@ rule fetch_sources:
         dest=lambda wildcards, output: os.path.dirname(output[0]),
         only=",".join(FETCHED_SOURCES),
     shell:
-        "python -m lensllm.corpora fetch --dest {params.dest} --only {params.only}"
+        "python -m lensllm.data.corpora fetch --dest {params.dest} --only {params.only}"
         " > {log} 2>&1 && touch {output}"
 
 

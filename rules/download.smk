@@ -18,5 +18,5 @@ rule download_models:
         path=lambda wildcards: MODELS[wildcards.model]["path"],
         options=lambda wildcards: download_options(wildcards.model),
     shell:
-        "python -m lensllm.download --model {params.path} --out {output}"
+        "python -m lensllm.training.download --model {params.path} --out {output}"
         " {params.options} > {log} 2>&1"

@@ -35,7 +35,7 @@ if config["finetune"]["one_job_per_size"] or FLOPS_PLAN:
             path=lambda wildcards: MODELS[wildcards.model]["path"],
             options=finetune_options,
         shell:
-            "python -m lensllm.finetune --model {params.path} --model-name {wildcards.model}"
+            "python -m lensllm.training.finetune --model {params.path} --model-name {wildcards.model}"
             " --benchmark {input.benchmark} --size {wildcards.size} --out {output}"
             " {params.options} --threads {threads} > {log} 2>&1"
 
@@ -68,7 +68,7 @@ else:
             sizes=" ".join(str(s) for s in ALL_SIZES),
             options=finetune_options,
         shell:
-            "python -m lensllm.finetune --model {params.path} --model-name {wildcards.model}"
+            "python -m lensllm.training.finetune --model {params.path} --model-name {wildcards.model}"
             " --benchmark {input.benchmark} --size {params.sizes} --out {output}"
             " {params.options} --threads {threads} > {log} 2>&1"
 

@@ -1,5 +1,5 @@
 # What the pre-trained weights say before any fine-tuning: LensLLM's NTK term per model x benchmark
-# (lensllm.ntk) and the weight-spectrum metrics of NLPMetrics per model (lensllm.spectra).
+# (lensllm.probes.ntk) and the weight-spectrum metrics of NLPMetrics per model (lensllm.probes.spectra).
 
 
 rule compute_ntk:
@@ -23,7 +23,7 @@ rule compute_ntk:
         path=lambda wildcards: MODELS[wildcards.model]["path"],
         options=ntk_options,
     shell:
-        "python -m lensllm.ntk --model {params.path} --model-name {wildcards.model}"
+        "python -m lensllm.probes.ntk --model {params.path} --model-name {wildcards.model}"
         " --benchmark {input.benchmark} --out {output} {params.options}"
         " --threads {threads} > {log} 2>&1"
 
@@ -48,7 +48,7 @@ rule measure_weight_spectra:
         + f" --device {config['ntk'].get('device', 'auto')}"
         + gpu_slot_options(config["ntk"].get("device", "auto")),
     shell:
-        "python -m lensllm.spectra --model {params.path} --model-name {wildcards.model}"
+        "python -m lensllm.probes.spectra --model {params.path} --model-name {wildcards.model}"
         " --out {output} {params.options} > {log} 2>&1"
 
 

@@ -1,6 +1,6 @@
 # Paper mode: every table and figure of Lin et al. (2024), "Selecting Large Language Model to
 # Fine-tune via Rectified Scaling Law", in results/<run>/paper/, from the run's own loss tables,
-# selections and fits (lensllm.paper). The ablations rerun our selectors on the loss tables.
+# selections and fits (lensllm.report.paper). The ablations rerun our selectors on the loss tables.
 
 PAPER = f"{RESULTS}/paper"
 # The config section `paper` (config/README.md): the ablation grids; absent keys keep the paper's.

@@ -1,5 +1,5 @@
 # Select mode with select.flops_budget: the sizes that the FLOPs budget affords on each benchmark
-# (lensllm.plan), chosen before any fine-tune runs. A checkpoint: collect_losses asks it which
+# (lensllm.training.plan), chosen before any fine-tune runs. A checkpoint: collect_losses asks it which
 # fine-tunes make the loss table, and the recommendation reads the chosen budget from its JSON.
 
 
@@ -22,5 +22,5 @@ checkpoint plan_selection:
     params:
         options=plan_options(),
     shell:
-        "python -m lensllm.plan {params.options} --benchmark {input.benchmark}"
+        "python -m lensllm.training.plan {params.options} --benchmark {input.benchmark}"
         " --out {output} > {log} 2>&1"

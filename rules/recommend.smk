@@ -1,5 +1,5 @@
 # Select mode: each candidate's forecast at N from the fine-tunes up to the budget, the pick, how
-# sure it is and what would settle it (lensllm.recommend), and a figure of the forecasts.
+# sure it is and what would settle it (lensllm.selection.recommend), and a figure of the forecasts.
 
 
 rule recommend_model:

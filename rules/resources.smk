@@ -5,14 +5,14 @@
 # `benchmark:` file records what it really used. Site specifics (partition, account, GPU type) live
 # only in the profiles.
 
-# The estimates themselves live in lensllm.resources (pure Python, imported from the source tree so
+# The estimates themselves live in lensllm.training.resources (pure Python, imported from the source tree so
 # that Snakemake's own interpreter needs nothing installed): parameters from a directory's weight
 # files, a hub name or the model cards; memory and run time where the job runs (CPU or GPU, by
-# precision, method and micro-batch); `python -m lensllm.resources` prints them for a config.
+# precision, method and micro-batch); `python -m lensllm.training.resources` prints them for a config.
 import sys
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from lensllm.resources import estimate_finetune, params_from_path, zoo_params
+from lensllm.training.resources import estimate_finetune, params_from_path, zoo_params
 
 
 def model_params(model):
@@ -62,7 +62,7 @@ def finetune_tokens(wildcards):
 
 
 def finetune_estimate(wildcards, attempt):
-    """lensllm.resources' estimate of a fine-tuning job where the config runs it; times the attempt."""
+    """lensllm.training.resources' estimate of a fine-tuning job where the config runs it; times the attempt."""
     ft = config["finetune"]
     train, test = finetune_tokens(wildcards)
     length = ft["max_len_source"] + ft["max_len_target"]
@@ -84,17 +84,17 @@ def finetune_estimate(wildcards, attempt):
 
 
 def finetune_mem_mb(wildcards, attempt):
-    """Host memory of a fine-tuning job (MB; lensllm.resources)."""
+    """Host memory of a fine-tuning job (MB; lensllm.training.resources)."""
     return finetune_estimate(wildcards, attempt).host_mem_mb
 
 
 def finetune_gpu_mem_mb(wildcards, attempt):
-    """GPU memory of a fine-tuning job (MB; 0 on the CPU; lensllm.resources)."""
+    """GPU memory of a fine-tuning job (MB; 0 on the CPU; lensllm.training.resources)."""
     return finetune_estimate(wildcards, attempt).gpu_mem_mb
 
 
 def finetune_runtime(wildcards, attempt):
-    """Minutes of a fine-tuning job (lensllm.resources)."""
+    """Minutes of a fine-tuning job (lensllm.training.resources)."""
     return finetune_estimate(wildcards, attempt).minutes
 
 

@@ -24,7 +24,7 @@ rule sample_pretraining_texts:
         max_chars=config["pretraining"]["max_chars"],
         seed=config["pretraining"]["seed"],
     shell:
-        "python -m lensllm.zoo texts --corpus-dir {params.sources_dir} --corpora {params.corpora}"
+        "python -m lensllm.training.zoo texts --corpus-dir {params.sources_dir} --corpora {params.corpora}"
         " --exclude {input.benchmarks} --max-chars {params.max_chars} --seed {params.seed}"
         " --out {output} > {log} 2>&1"
 
@@ -46,7 +46,7 @@ rule train_tokenizer:
         vocab_size=config["pretraining"]["vocab_size"],
         seed=config["pretraining"]["seed"],
     shell:
-        "python -m lensllm.zoo tokenizer --texts {input} --vocab-size {params.vocab_size}"
+        "python -m lensllm.training.zoo tokenizer --texts {input} --vocab-size {params.vocab_size}"
         " --seed {params.seed} --out {output} > {log} 2>&1"
 
 
@@ -70,5 +70,5 @@ rule pretrain_model:
     params:
         spec=lambda wildcards: zoo_spec_json(wildcards.model),
     shell:
-        "python -m lensllm.zoo pretrain --spec-json {params.spec:q} --tokenizer {input.tokenizer}"
+        "python -m lensllm.training.zoo pretrain --spec-json {params.spec:q} --tokenizer {input.tokenizer}"
         " --texts {input.texts} --threads {threads} --out {output} > {log} 2>&1"

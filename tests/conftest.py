@@ -108,7 +108,7 @@ def paper_results(tmp_path_factory, published_dir):
 
 
 def write_python_killed_once(bin_dir: Path, pattern: str, record: Path) -> Path:
-    """A stand-in for `python`, first on PATH for a run: each `python -m lensllm.finetune` call
+    """A stand-in for `python`, first on PATH for a run: each `python -m lensllm.training.finetune` call
     appends `<SLURM job id> <its memory, MinMemoryNode=...> <arguments>` to `record` (`none none`
     outside SLURM), and the first call whose arguments match the shell `pattern` is killed with
     SIGKILL (exit status 137), as the kernel's out-of-memory killer kills a job; every other call
@@ -118,7 +118,7 @@ def write_python_killed_once(bin_dir: Path, pattern: str, record: Path) -> Path:
     wrapper = bin_dir / "python"
     wrapper.write_text(
         "#!/bin/sh\n"
-        'if [ "$1 $2" = "-m lensllm.finetune" ]; then\n'
+        'if [ "$1 $2" = "-m lensllm.training.finetune" ]; then\n'
         "    memory=none\n"
         '    [ -z "$SLURM_JOB_ID" ] || memory=$(scontrol show job -o "$SLURM_JOB_ID" | grep -o "MinMemoryNode=[^ ]*")\n'
         f'    echo "${{SLURM_JOB_ID:-none}} ${{memory:-none}} $*" >> {record}\n'

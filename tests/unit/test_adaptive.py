@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from lensllm.adaptive import (
+from lensllm.selection.adaptive import (
     AdaptiveSettings,
     LibraryPrior,
     Shop,
@@ -18,8 +18,8 @@ from lensllm.adaptive import (
     selection_of,
     write_plans,
 )
-from lensllm.cost import CostModel, analytic_flops, selection_flops
-from lensllm.losstable import LossTable, read_losstable
+from lensllm.curves.cost import CostModel, analytic_flops, selection_flops
+from lensllm.curves.losstable import LossTable, read_losstable
 from lensllm.selection import ModelTerms, SelectionSettings, run_selector
 
 TARGET = 1_638_400

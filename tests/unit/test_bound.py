@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lensllm.bound import DELTA, BoundError, bound_correlation, bound_markdown, bound_terms, phase_crossover, plot_bound
-from lensllm.losstable import LossTable
+from lensllm.probes.bound import DELTA, BoundError, bound_correlation, bound_markdown, bound_terms, phase_crossover, plot_bound
+from lensllm.curves.losstable import LossTable
 
 SIZES = (0, 8, 16, 32)
 

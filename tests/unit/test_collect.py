@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from lensllm.collect import GridError, collect_grid, read_runs
+from lensllm.curves.collect import GridError, collect_grid, read_runs
 
 
 def _job(tmp_path, model, size, loss, benchmark="wiki"):

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from lensllm import corpora, data
-from lensllm.data import Example
+from lensllm.data import corpora
+
+from lensllm.data import benchmark as data
+from lensllm.data.benchmark import Example
 
 WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho "
          "sigma tau upsilon phi chi psi omega").split()

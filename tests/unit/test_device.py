@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lensllm import device as dev
-from lensllm.resources import (
+from lensllm.training import device as dev
+from lensllm.training.resources import (
     check_fits_gpu,
     estimate_finetune,
     gpu_bytes,
@@ -111,7 +111,7 @@ def test_concurrent_jobs_get_distinct_gpus(tmp_path):
     job = ("import os, sys, time; t = time.time(); time.sleep(0.6); "
            "open(sys.argv[1], 'a').write(f\"{os.environ['CUDA_VISIBLE_DEVICES']} {t} {time.time()}\\n\")")
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
-    procs = [subprocess.Popen([sys.executable, "-m", "lensllm.device", "slot", "--gpus", "3", "--lock-dir",
+    procs = [subprocess.Popen([sys.executable, "-m", "lensllm.training.device", "slot", "--gpus", "3", "--lock-dir",
                                str(tmp_path / "locks"), "--", sys.executable, "-c", job, str(log)], env=env,
                               stderr=subprocess.PIPE, text=True)
              for _ in range(4)]
@@ -222,7 +222,7 @@ def test_on_a_gpu_auto_is_cuda_and_bf16_is_known():
 def test_a_claimed_slot_is_the_only_gpu_torch_sees(tmp_path):
     probe = "import os, torch; print(torch.cuda.device_count(), os.environ['CUDA_VISIBLE_DEVICES'])"
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
-    out = subprocess.run([sys.executable, "-m", "lensllm.device", "slot", "--gpus", "1", "--lock-dir", str(tmp_path),
+    out = subprocess.run([sys.executable, "-m", "lensllm.training.device", "slot", "--gpus", "1", "--lock-dir", str(tmp_path),
                           "--", sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["1", "0"]
 
@@ -232,9 +232,9 @@ def test_a_claimed_slot_is_the_only_gpu_torch_sees(tmp_path):
 def test_flops_table_carries_the_energy_of_each_finetune(tmp_path):
     import pandas as pd
 
-    from lensllm.analysis import read_energy, read_flops, write_flops
-    from lensllm.collect import energy_of
-    from lensllm.cost import selection_energy
+    from lensllm.selection.evaluation import read_energy, read_flops, write_flops
+    from lensllm.curves.collect import energy_of
+    from lensllm.curves.cost import selection_energy
 
     runs = pd.DataFrame({"model": ["a", "a", "b", "b"], "size": [0, 8, 0, 8], "energy_joules": [3.0, 12.5, None, None]})
     energy = energy_of(runs)
@@ -249,9 +249,9 @@ def test_flops_table_carries_the_energy_of_each_finetune(tmp_path):
 
 
 def test_ntk_and_spectra_name_a_device_they_cannot_use(tmp_path, no_accelerator, capsys):
-    from lensllm.data import Benchmark, Example
-    from lensllm.ntk import compute_ntk
-    from lensllm.spectra import main as spectra_main
+    from lensllm.data.benchmark import Benchmark, Example
+    from lensllm.probes.ntk import compute_ntk
+    from lensllm.probes.spectra import main as spectra_main
 
     bench = Benchmark("toy", "lm", (Example("", "a b"),) * 4, (Example("", "a b"),))
     with pytest.raises(ValueError, match=r"ntk\.device: 'cuda' asked but torch sees no CUDA device"):

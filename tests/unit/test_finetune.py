@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from lensllm.data import Benchmark, Example, write_benchmark
-from lensllm.finetune import (
+from lensllm.data.benchmark import Benchmark, Example, write_benchmark
+from lensllm.training.finetune import (
     FinetuneConfig,
     ModelLoadError,
     collate_rows,
@@ -19,7 +19,7 @@ from lensllm.finetune import (
     main,
     write_result_json,
 )
-from lensllm.zoo import ModelSpec, pretrain_model, train_tokenizer
+from lensllm.training.zoo import ModelSpec, pretrain_model, train_tokenizer
 
 WORDS = ["cat", "dog", "bird", "fish", "tree", "stone", "river", "cloud"]
 PAIRS = Benchmark(
@@ -138,7 +138,7 @@ def _zoo_model(spec, vocab_size):
     """An untrained model of a zoo spec (FLOPs do not depend on the weights), with `vocab_size` tokens."""
     from transformers import AutoModelForCausalLM, T5ForConditionalGeneration
 
-    from lensllm.zoo import build_config
+    from lensllm.training.zoo import build_config
 
     class Vocabulary:
         pad_token_id, bos_token_id, eos_token_id = 0, 1, 2
@@ -161,7 +161,7 @@ def _rows(encoder_decoder, source, target):
 def _default_zoo():
     import yaml
 
-    from lensllm.zoo import read_zoo_sheet
+    from lensllm.training.zoo import read_zoo_sheet
 
     config = yaml.safe_load(DEFAULT_CONFIG.read_text())
     return read_zoo_sheet(DEFAULT_CONFIG.parent.parent / config["zoo"]), config
@@ -173,7 +173,7 @@ def test_measured_flops_are_the_matrix_products_of_the_default_zoo(source, targe
     (2 m n k each, x3 for forward and backward): every weight matrix once per position it sees
     (biases and norms do no matrix product), the output head V x d, and attention's Q K^T and A V,
     12 d T per position and layer for T positions (T5: encoder S x S, decoder T x T, cross T x S)."""
-    from lensllm.finetune import _measure_flops_per_token
+    from lensllm.training.finetune import _measure_flops_per_token
 
     zoo, config = _default_zoo()
     vocab = config["pretraining"]["vocab_size"]
@@ -197,7 +197,7 @@ def test_measured_over_analytic_flops_is_in_the_documented_range():
     """README: measured / analytic = 1.04-1.15 for the causal models of the default zoo and 0.46-0.67
     for its T5, over the sequences of the default length caps (max_len_source 48, max_len_target 64):
     an lm benchmark at the cap, and pairs with the source at the cap and 8 to 64 target tokens."""
-    from lensllm.finetune import _matmul_params, _measure_flops_per_token
+    from lensllm.training.finetune import _matmul_params, _measure_flops_per_token
 
     zoo, config = _default_zoo()
     src, tgt = config["finetune"]["max_len_source"], config["finetune"]["max_len_target"]
@@ -294,7 +294,7 @@ def test_micro_batches_give_the_same_losses_as_one_batch(models, arch):
 def test_out_of_memory_halves_the_micro_batch(models, monkeypatch):
     import torch
 
-    import lensllm.finetune as ft
+    import lensllm.training.finetune as ft
 
     fixed = finetune(models["gpt2"], PAIRS, 32, replace(FAST, micro_batch_size=4))
     real = ft.token_loss
@@ -342,7 +342,7 @@ def test_lora_trains_only_the_adapters(models):
 def test_bad_settings_are_named_before_training(models, monkeypatch):
     import torch
 
-    from lensllm.finetune import JobConfigError
+    from lensllm.training.finetune import JobConfigError
 
     with pytest.raises(JobConfigError, match=r"finetune\.lora_target_modules: \['nothing_here'\] match no module.*c_attn"):
         finetune(models["gpt2"], PAIRS, 16, replace(FAST, method="lora", lora_target_modules=("nothing_here",)))
@@ -418,7 +418,7 @@ def test_cuda_lora_hessian_and_energy(models):
 def test_cuda_ntk_matches_the_cpu(models):
     import numpy as np
 
-    from lensllm.ntk import compute_ntk
+    from lensllm.probes.ntk import compute_ntk
 
     cpu = compute_ntk(models["gpt2"], PAIRS, eta=1e-3, n_probes=8, device="cpu")
     gpu = compute_ntk(models["gpt2"], PAIRS, eta=1e-3, n_probes=8, device="cuda")

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from scipy.optimize import approx_fprime
 
-from lensllm.fitting import FitError, FitStatus, fit_curves, fit_law
-from lensllm.laws import LAWS, LENSLLM, RECTIFIED, VANILLA
-from lensllm.losstable import read_losstable
+from lensllm.curves.fitting import FitError, FitStatus, fit_curves, fit_law
+from lensllm.curves.laws import LAWS, LENSLLM, RECTIFIED, VANILLA
+from lensllm.curves.losstable import read_losstable
 
 
 @pytest.mark.parametrize("benchmark, published_rms", [("flan", 0.0065), ("gigaword", 0.0052)])
@@ -64,9 +64,9 @@ def test_a_fit_whose_optimum_lies_on_a_bound_reports_hit_bound_and_still_predict
 
 
 def test_a_fit_that_runs_out_of_iterations_fails_instead_of_returning_its_last_point(monkeypatch):
-    import lensllm.fitting
+    import lensllm.curves.fitting
 
-    monkeypatch.setattr(lensllm.fitting, "MAX_ITERATIONS", 2)
+    monkeypatch.setattr(lensllm.curves.fitting, "MAX_ITERATIONS", 2)
     sizes = np.array([0, 100, 200, 400, 800, 1600, 3200, 6400], float)
     losses = RECTIFIED.predict(RECTIFIED.theta({"B": 300.0, "D_l": 150.0, "beta": 0.6, "E": 1.1}), sizes) * (1 + 0.01 * np.sin(sizes))
     fit = fit_law(RECTIFIED, sizes, losses)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lensllm.losstable import LossTableError, read_losstable, write_losstable
+from lensllm.curves.losstable import LossTableError, read_losstable, write_losstable
 
 
 def test_published_table_reads_sizes_from_the_header(published_dir):

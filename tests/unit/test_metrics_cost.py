@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from lensllm.cost import CostModel, analytic_flops, cost_reduction, full_tuning_flops, selection_flops
-from lensllm.metrics import pearcorr, relacc, rmse
+from lensllm.curves.cost import CostModel, analytic_flops, cost_reduction, full_tuning_flops, selection_flops
+from lensllm.curves.metrics import pearcorr, relacc, rmse
 
 
 def test_pearcorr_is_pearson_times_100():

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lensllm.analysis import prediction_errors_by_model, score_selections
-from lensllm.losstable import LossTable
-from lensllm.ntk import NtkTerm, kernel_spectrum
+from lensllm.selection.evaluation import prediction_errors_by_model, score_selections
+from lensllm.curves.losstable import LossTable
+from lensllm.curves.terms import NtkTerm
+from lensllm.probes.ntk import kernel_spectrum
 from lensllm.selection import ModelTerms, select
-from lensllm.spectra import PowerLawFit, WeightMetrics
+from lensllm.curves.terms import PowerLawFit, WeightMetrics
 
 SIZES = (0, 16, 32, 64, 128, 256, 512)
 MODELS = ("a", "b", "c")

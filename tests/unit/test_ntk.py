@@ -11,18 +11,11 @@ import scipy.linalg
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from lensllm.data import Benchmark, Example, write_benchmark
-from lensllm.finetune import collate_rows, token_loss
-from lensllm.ntk import (
-    empirical_ntk,
-    kernel_spectrum,
-    main,
-    ntk_f,
-    parameter_subset,
-    probe_indices,
-    read_ntk,
-)
-from lensllm.zoo import ModelSpec, pretrain_model, train_tokenizer
+from lensllm.data.benchmark import Benchmark, Example, write_benchmark
+from lensllm.training.finetune import collate_rows, token_loss
+from lensllm.curves.terms import ntk_f, read_ntk
+from lensllm.probes.ntk import empirical_ntk, kernel_spectrum, main, parameter_subset, probe_indices
+from lensllm.training.zoo import ModelSpec, pretrain_model, train_tokenizer
 
 
 def tiny_model(dtype=torch.float32):
@@ -220,7 +213,7 @@ def test_command_line_measures_a_saved_model_and_writes_its_term(tmp_path):
 def test_an_unreadable_ntk_file_is_named(tmp_path, text, reason):
     path = tmp_path / "m.json"
     path.write_text(text)
-    with pytest.raises(ValueError, match=rf"{re.escape(str(path))}: not an NTK term written by lensllm.ntk: .*{reason}"):
+    with pytest.raises(ValueError, match=rf"{re.escape(str(path))}: not an NTK term written by lensllm.probes.ntk: .*{reason}"):
         read_ntk(path)
     with pytest.raises(ValueError, match=rf"{re.escape(str(tmp_path / 'absent.json'))}: not an NTK term"):
         read_ntk(tmp_path / "absent.json")

@@ -1,4 +1,4 @@
-"""The paper's tables and ablations (lensllm.paper) against the released results of Lin et al. (2024)."""
+"""The paper's tables and ablations (lensllm.report.paper) against the released results of Lin et al. (2024)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from conftest import SHARED
-from lensllm import paper
-from lensllm.analysis import fit_all_laws
-from lensllm.losstable import LossTableError, read_losstable, restrict_params
+from lensllm.curves.budgets import budgets_for
+from lensllm.report import paper
+from lensllm.selection.evaluation import fit_all_laws
+from lensllm.curves.losstable import LossTableError, read_losstable, restrict_params
 from lensllm.selection import SelectionSettings, run_selector
 
 TARGET, RATIOS = 1638400, [8, 16, 32, 64, 128, 256, 512]
@@ -61,7 +62,7 @@ def test_table2_ats_column_equals_the_released_values(tables, reference):
     released = released[released["method"] == "AtS"]
     rows = []
     for table in tables:
-        for s in run_selector("AtS", table, paper.budgets(TARGET, RATIOS), TARGET, SelectionSettings()):
+        for s in run_selector("AtS", table, list(budgets_for(TARGET, RATIOS).values()), TARGET, SelectionSettings()):
             rows += [[table.benchmark, "AtS", TARGET // s.budget, m, v] for m, v in paper.score(s, table).items()]
     ours = pd.DataFrame(rows, columns=["benchmark", "method", "ratio", "metric", "value"])
     merged = _compare(ours, released, ["benchmark", "method", "ratio", "metric"], 28)

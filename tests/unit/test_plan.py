@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from lensllm.data import Benchmark, Example, write_benchmark
-from lensllm.finetune import FinetuneConfig, _matmul_params, encode_examples, load_model
-from lensllm.plan import (
+from lensllm.data.benchmark import Benchmark, Example, write_benchmark
+from lensllm.training.finetune import FinetuneConfig, _matmul_params, encode_examples, load_model
+from lensllm.training.plan import (
     CandidateCost,
     PlanError,
     count_parameters,
@@ -88,7 +88,7 @@ def tiny_models(tmp_path_factory):
     """A tied GPT-2, an untied Llama and a T5, untrained, saved with save_pretrained beside a tokenizer."""
     from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, T5Config, T5ForConditionalGeneration
 
-    from lensllm.zoo import train_tokenizer
+    from lensllm.training.zoo import train_tokenizer
 
     root = tmp_path_factory.mktemp("plan")
     texts = [ex.source + " " + ex.target for ex in PAIRS.train]
@@ -165,7 +165,7 @@ def test_the_command_line_writes_the_same_plan_twice_and_reports_a_budget_too_sm
 def test_the_estimate_bounds_the_flops_a_real_fine_tune_measures(tiny_models, arch):
     # The jobs charge FlopCounterMode's count (matrix products, attention included, on padded
     # batches); the plan must not promise less. The bound is tight when lengths are even.
-    from lensllm.finetune import finetune
+    from lensllm.training.finetune import finetune
 
     config = FinetuneConfig(max_len_source=8, max_len_target=8, epochs=2, batch_size=4, hessian_probes=0)
     cost = measure_candidate(arch, tiny_models[arch], PAIRS, 16, 8, 8)

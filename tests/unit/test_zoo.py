@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lensllm.zoo import ModelSpec, pretrain_model, read_zoo_sheet, sample_texts, train_tokenizer
+from lensllm.training.zoo import ModelSpec, pretrain_model, read_zoo_sheet, sample_texts, train_tokenizer
 
 ZOO_SHEET = Path(__file__).resolve().parents[2] / "config" / "zoo.tsv"
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from lensllm.adaptive import AdaptiveSettings, first_round_sizes
+from lensllm.selection.adaptive import AdaptiveSettings, first_round_sizes
 
 from conftest import QUICK, REPO, copy_redoing_one_benchmark, make_command, quick_run, run_make, run_snakemake
 

@@ -97,7 +97,7 @@ def test_lint_is_clean_and_rules_are_snakefmt_formatted(tmp_path):
 
 
 def test_paper_mode_writes_the_papers_tables_and_figures(paper_results, reference_table1):
-    from lensllm.paper import readme_block, readme_table
+    from lensllm.report.paper import readme_block, readme_table
 
     out = paper_results / "results" / "paper" / "paper"
     for name in ["table1", "table2", "table3"]:
@@ -114,6 +114,6 @@ def test_paper_mode_writes_the_papers_tables_and_figures(paper_results, referenc
     assert len(merged) == 28 and (merged["value"] - merged["value_released"]).abs().max() <= 1e-4
     for name, n in [("ablation_hyper", 210), ("ablation_size", 448)]:
         assert len(pd.read_csv(out / f"{name}.tsv", sep="\t")) == n
-    # the README's paper-mode table is generated from this run (python -m lensllm.paper readme)
+    # the README's paper-mode table is generated from this run (python -m lensllm.report.paper readme)
     selection = pd.read_csv(paper_results / "results" / "paper" / "selection.tsv", sep="\t")
     assert readme_block((REPO / "README.md").read_text()) == readme_table(selection)

@@ -36,7 +36,7 @@ def user_data(path, examples):
 
 
 def planned_finetune_sizes(stdout: str) -> list[int]:
-    """Every size a `python -m lensllm.finetune` command of a dry run (-p) would fine-tune on."""
+    """Every size a `python -m lensllm.training.finetune` command of a dry run (-p) would fine-tune on."""
     sizes = []
     for command in re.findall(r"python -m lensllm\.finetune .*", stdout):
         sizes += [int(s) for s in re.search(r"--size ((?:\d+ ?)+)", command).group(1).split()]

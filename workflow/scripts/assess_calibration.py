@@ -1,11 +1,11 @@
 """Snakemake adapter: loss table (+ model terms on our grid) -> coverage and log score of each
 predicting method's intervals at every budget (TSV)."""
 
-from lensllm.analysis import terms_of_inputs, write_tsv
+from lensllm.selection.evaluation import terms_of_inputs, write_tsv
 from lensllm.logs import log_to
-from lensllm.losstable import read_losstable
+from lensllm.curves.losstable import read_losstable
 from lensllm.selection import SelectionSettings
-from lensllm.uncertainty import UncertaintySettings, calibration
+from lensllm.selection.uncertainty import UncertaintySettings, calibration
 
 log_to(snakemake.log[0])
 table = read_losstable(snakemake.input.losses, snakemake.wildcards.benchmark)

@@ -3,12 +3,12 @@
 
 import pandas as pd
 
-from lensllm.analysis import ats_transitions, write_tsv
+from lensllm.selection.evaluation import ats_transitions, write_tsv
 from lensllm.atomic import write_text
-from lensllm.bound import bound_correlation, bound_markdown, bound_terms, plot_bound
-from lensllm.collect import read_runs
+from lensllm.probes.bound import bound_correlation, bound_markdown, bound_terms, plot_bound
+from lensllm.curves.collect import read_runs
 from lensllm.logs import log_to
-from lensllm.losstable import read_losstable
+from lensllm.curves.losstable import read_losstable
 
 
 def terms_of(losses, runs, benchmark):

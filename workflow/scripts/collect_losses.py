@@ -1,9 +1,9 @@
 """Snakemake adapter: job JSONs of one benchmark -> loss table, measured FLOPs, per-model facts, runs."""
 
-from lensllm.analysis import write_flops, write_tsv
-from lensllm.collect import collect_grid, energy_of
+from lensllm.selection.evaluation import write_flops, write_tsv
+from lensllm.curves.collect import collect_grid, energy_of
 from lensllm.logs import log_to
-from lensllm.losstable import restrict_params, write_losstable
+from lensllm.curves.losstable import restrict_params, write_losstable
 
 log_to(snakemake.log[0])
 table, flops, facts, runs = collect_grid(snakemake.input, snakemake.wildcards.benchmark, snakemake.params.families)

@@ -1,9 +1,9 @@
 """Snakemake adapter: loss table + cost config -> analytic FLOPs of every (model, size) fine-tune."""
 
-from lensllm.analysis import write_flops
-from lensllm.cost import CostModel, analytic_flops
+from lensllm.selection.evaluation import write_flops
+from lensllm.curves.cost import CostModel, analytic_flops
 from lensllm.logs import log_to
-from lensllm.losstable import read_losstable
+from lensllm.curves.losstable import read_losstable
 
 log_to(snakemake.log[0])
 table = read_losstable(snakemake.input[0], snakemake.wildcards.benchmark)

@@ -3,7 +3,7 @@
 import logging
 
 from lensllm.logs import log_to
-from lensllm.published import fetch_curves
+from lensllm.curves.published import fetch_curves
 
 log_to(snakemake.log[0])
 table = fetch_curves(

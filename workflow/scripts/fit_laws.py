@@ -2,9 +2,9 @@
 
 import logging
 
-from lensllm.analysis import fit_all_laws, write_tsv
+from lensllm.selection.evaluation import fit_all_laws, write_tsv
 from lensllm.logs import log_to
-from lensllm.losstable import read_losstable
+from lensllm.curves.losstable import read_losstable
 
 log_to(snakemake.log[0])
 fits = fit_all_laws(read_losstable(snakemake.input[0], snakemake.wildcards.benchmark), snakemake.params.laws, snakemake.params.seed)

@@ -3,10 +3,10 @@
 
 import pandas as pd
 
-from lensllm.analysis import write_tsv
+from lensllm.selection.evaluation import write_tsv
 from lensllm.atomic import write_text
 from lensllm.logs import log_to
-from lensllm.uncertainty import CALIBRATION_COLUMNS, calibration_markdown, coverage_summary
+from lensllm.selection.uncertainty import CALIBRATION_COLUMNS, calibration_markdown, coverage_summary
 
 log_to(snakemake.log[0])
 frames = [pd.read_csv(p, sep="\t") for p in snakemake.input]

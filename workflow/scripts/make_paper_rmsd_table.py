@@ -2,11 +2,11 @@
 
 import pandas as pd
 
-from lensllm.analysis import write_tsv
+from lensllm.selection.evaluation import write_tsv
 from lensllm.atomic import write_text
 from lensllm.logs import log_to
-from lensllm.losstable import read_losstable
-from lensllm.paper import rmsd_latex, rmsd_markdown, rmsd_table
+from lensllm.curves.losstable import read_losstable
+from lensllm.report.paper import rmsd_latex, rmsd_markdown, rmsd_table
 
 log_to(snakemake.log[0])
 tables = [read_losstable(p, b) for p, b in zip(snakemake.input.losses, snakemake.params.benchmarks)]

@@ -2,10 +2,10 @@
 
 import pandas as pd
 
-from lensllm.analysis import write_tsv
+from lensllm.selection.evaluation import write_tsv
 from lensllm.atomic import write_text
 from lensllm.logs import log_to
-from lensllm.paper import paper_table, table_latex, table_markdown
+from lensllm.report.paper import paper_table, table_latex, table_markdown
 
 TITLES = {
     "table1": "Table 1: PearCorr and RelAcc (x100) of the model selectors (Lin et al. 2024)",

@@ -2,10 +2,10 @@
 
 import pandas as pd
 
-from lensllm.analysis import write_tsv
+from lensllm.selection.evaluation import write_tsv
 from lensllm.atomic import write_text
 from lensllm.logs import log_to
-from lensllm.recommend import RECOMMENDATION_HEADER
+from lensllm.selection.recommend import RECOMMENDATION_HEADER
 
 log_to(snakemake.log[0])
 write_tsv(pd.concat([pd.read_csv(p, sep="\t", dtype={"model": str}) for p in snakemake.input.tsv], ignore_index=True), snakemake.output.tsv)

@@ -3,10 +3,10 @@
 
 import pandas as pd
 
-from lensllm.analysis import write_tsv
+from lensllm.selection.evaluation import write_tsv
 from lensllm.atomic import write_text
 from lensllm.logs import log_to
-from lensllm.report import prediction_markdown, rmse_by_model, write_selection_tables
+from lensllm.report.run import prediction_markdown, rmse_by_model, write_selection_tables
 
 
 def gather(paths):

@@ -2,10 +2,10 @@
 
 import pandas as pd
 
-from lensllm import paper
+from lensllm.report import paper
 from lensllm.logs import log_to
-from lensllm.losstable import read_losstable
-from lensllm.report import plot_metric_cost
+from lensllm.curves.losstable import read_losstable
+from lensllm.report.run import plot_metric_cost
 
 log_to(snakemake.log[0])
 figure, paths = snakemake.wildcards.figure, [snakemake.output.png, snakemake.output.pdf]

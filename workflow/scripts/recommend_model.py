@@ -1,13 +1,13 @@
 """Snakemake adapter: loss table up to the budget + measured FLOPs -> the recommendation of one benchmark."""
 
-from lensllm.analysis import read_energy, read_flops, terms_of_inputs, write_tsv
+from lensllm.selection.evaluation import read_energy, read_flops, terms_of_inputs, write_tsv
 from lensllm.atomic import write_text
 from lensllm.logs import log_to
-from lensllm.losstable import read_losstable
-from lensllm.plan import plan_summary, read_plan
-from lensllm.recommend import read_coverage, recommend, recommendation_frame, recommendation_markdown
+from lensllm.curves.losstable import read_losstable
+from lensllm.training.plan import plan_summary, read_plan
+from lensllm.selection.recommend import read_coverage, recommend, recommendation_frame, recommendation_markdown
 from lensllm.selection import SelectionSettings
-from lensllm.uncertainty import UncertaintySettings
+from lensllm.selection.uncertainty import UncertaintySettings
 
 log_to(snakemake.log[0])
 inputs, params = snakemake.input, snakemake.params

@@ -1,7 +1,7 @@
 """Snakemake adapter: selections + loss table + FLOPs (and energy) -> PearCorr, RelAcc, FLOPs, energy
 and prediction errors."""
 
-from lensllm.analysis import (
+from lensllm.selection.evaluation import (
     prediction_errors_by_model,
     read_energy,
     read_flops,
@@ -10,7 +10,7 @@ from lensllm.analysis import (
     write_tsv,
 )
 from lensllm.logs import log_to
-from lensllm.losstable import read_losstable
+from lensllm.curves.losstable import read_losstable
 
 log_to(snakemake.log[0])
 table = read_losstable(snakemake.input.losses, snakemake.wildcards.benchmark)

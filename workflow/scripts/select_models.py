@@ -3,9 +3,9 @@
 On our grid Adaptive ran its own rounds (rules/adaptive.smk): its selections are read, not recomputed.
 """
 
-from lensllm.analysis import read_selections, run_selectors, terms_of_inputs, write_selections
+from lensllm.selection.evaluation import read_selections, run_selectors, terms_of_inputs, write_selections
 from lensllm.logs import log_to
-from lensllm.losstable import read_losstable
+from lensllm.curves.losstable import read_losstable
 from lensllm.selection import SelectionSettings
 
 log_to(snakemake.log[0])

@@ -1,0 +1,64 @@
+"""Fine-tuning cost in FLOPs.
+
+A fine-tuning run on n examples costs  6 * N * tokens  FLOPs (forward + backward, Kaplan et al.),
+with N the parameter count and  tokens = n * tokens_per_example * epochs * runs_per_size,
+where runs_per_size counts every seed and hyper-parameter setting run at that size. A selector is
+charged for exactly the (model, size) fine-tunes it needed; FullTuning fine-tunes every candidate at
+the target size; cost reduction = 1 - FLOPs(method) / FLOPs(FullTuning).
+
+Energy, beside FLOPs on our grid: the joules each fine-tune used, as its job measured them
+(`lensllm.training.device.EnergyMeter`: NVML on NVIDIA GPUs, RAPL on CPUs that expose it), None where no
+counter was readable. A sum over fine-tunes is None as soon as one of them is: a partial sum
+would pass for the whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """What one fine-tuning example costs on a benchmark."""
+
+    tokens_per_example: float
+    epochs: float
+    runs_per_size: float
+
+    def finetune_flops(self, params: float, examples: int) -> float:
+        """6 * params * examples * tokens_per_example * epochs * runs_per_size."""
+        return 6.0 * params * examples * self.tokens_per_example * self.epochs * self.runs_per_size
+
+
+FlopsTable = Mapping[tuple[str, int], float]
+"""FLOPs of the fine-tune of each (model, size): analytic in paper mode, measured on our grid."""
+EnergyTable = Mapping[tuple[str, int], "float | None"]
+"""Joules of the fine-tune of each (model, size) on our grid, None where not measured."""
+
+
+def analytic_flops(models: Iterable[str], params: Iterable[float], sizes: Iterable[int], cost: CostModel) -> dict[tuple[str, int], float]:
+    """6 * N * tokens for every (model, size); size 0 (zero-shot) costs no fine-tuning."""
+    sizes = list(sizes)
+    return {(m, s): cost.finetune_flops(n, s) for m, n in zip(models, params) for s in sizes}
+
+
+def selection_flops(finetunes: Iterable[tuple[str, int]], flops: FlopsTable) -> float:
+    """Total FLOPs of the distinct (model, size) fine-tunes a selector needed."""
+    return sum(flops[key] for key in set(finetunes))
+
+
+def selection_energy(finetunes: Iterable[tuple[str, int]], energy: EnergyTable) -> float | None:
+    """Total joules of the distinct (model, size) fine-tunes, None unless every one was measured."""
+    values = [energy.get(key) for key in set(finetunes)]
+    return None if any(v is None for v in values) else float(sum(values))
+
+
+def full_tuning_flops(models: Iterable[str], target: int, flops: FlopsTable) -> float:
+    """FLOPs of fine-tuning every candidate on the full target data size."""
+    return sum(flops[(m, target)] for m in models)
+
+
+def cost_reduction(flops: float, full_flops: float) -> float:
+    """1 - flops / full_flops: the fraction of FullTuning's compute a method saves."""
+    return 1.0 - flops / full_flops
