@@ -1,4 +1,5 @@
 # lensllm: `make run` runs the main job, `make test` the test suite; both install what is missing first.
+# `make test-fast` runs the unit tests only (no Snakemake run, no SmolLM2 fine-tune: about a minute).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -16,7 +17,7 @@ SNAKEMAKE = $(PY) -m lensllm.pipeline.launch --cores $(CORES) --rerun-incomplete
 PAPER_OFFLINE := --config curves_dir=$(abspath $(CURVES_DIR)) 'benchmarks=["flan","gigaword"]'
 PAPER := --configfile config/paper.yaml $(if $(CURVES_DIR),$(PAPER_OFFLINE))
 
-.PHONY: install run quick select paper test lint format bench clean
+.PHONY: install run quick select paper test test-fast lint format bench clean
 
 install: $(STAMP)
 
@@ -54,6 +55,10 @@ paper: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The markers are declared in pyproject.toml: workflow (tests/workflow/), smollm2, shared, gpu.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not workflow and not smollm2"
 
 # Snakemake's linter in every mode (the rules a mode includes differ), a dry run of the hub-scale
 # grid, and the formatting of the rule files.

@@ -63,32 +63,12 @@ if PUBLISHED:
     include: "rules/paper.smk"
 
 
-# Evaluation (grid or published curves): the selectors scored against the full-data truth.
-EVALUATION_OUTPUTS = [
-    f"{RESULTS}/selection.tsv",
-    f"{RESULTS}/selection.md",
-    f"{RESULTS}/selection.tex",
-    f"{RESULTS}/prediction_error.tsv",
-    f"{RESULTS}/prediction_error.md",
-    f"{RESULTS}/calibration.tsv",
-    f"{RESULTS}/calibration.md",
-    f"{RESULTS}/figures/pearcorr_vs_budget.png",
-    f"{RESULTS}/figures/pearcorr_vs_flops.png",
-    f"{RESULTS}/figures/relacc_vs_flops.png",
-    GRID_ONLY_OUTPUTS,
-    PAPER_OUTPUTS if PUBLISHED else [],
-]
-# Select mode: the recommendation for data of size select.full_size.
-SELECT_OUTPUTS = [
-    f"{RESULTS}/recommendation.tsv",
-    f"{RESULTS}/recommendation.md",
-    expand(f"{RESULTS}/figures/recommendation_{{benchmark}}.png", benchmark=BENCHMARKS),
-]
-
-
 rule all:
     default_target: True
     input:
-        SELECT_OUTPUTS if SELECT else EVALUATION_OUTPUTS,
-        f"{RESULTS}/fits.tsv",
-        expand(f"{RESULTS}/figures/fits_{{benchmark}}.png", benchmark=BENCHMARKS),
+        # Evaluation (grid or published curves): the selectors scored against the full-data truth;
+        # select mode: the recommendation for data of size select.full_size; and the fits of every
+        # law (lensllm.pipeline.layout).
+        layout.all_outputs(
+            RESULTS, BENCHMARKS, published=PUBLISHED, select=SELECT, bound=BOUND
+        ),

@@ -26,8 +26,7 @@ import numpy as np
 import yaml
 
 from lensllm.curves.budgets import budgets_for
-from lensllm.selection.evaluation import read_flops
-from lensllm.curves.cost import CostModel, analytic_flops, selection_flops
+from lensllm.curves.cost import CostModel, analytic_flops, read_flops, selection_flops
 from lensllm.curves.losstable import read_losstable
 from lensllm.curves.metrics import pearcorr, relacc
 from lensllm.selection import ModelTerms, SelectionSettings, run_selector

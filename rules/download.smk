@@ -2,6 +2,8 @@
 # models sheet's revision column. A local rule: it runs where Snakemake runs (a login node with
 # network), since compute nodes often have none; the cache (HF_HOME) must be shared with them.
 
+from lensllm.pipeline.options import download_options
+
 
 localrules:
     download_models,
@@ -16,7 +18,7 @@ rule download_models:
         ENV
     params:
         path=lambda wildcards: MODELS[wildcards.model]["path"],
-        options=lambda wildcards: download_options(wildcards.model),
+        options=lambda wildcards: download_options(MODELS[wildcards.model]),
     shell:
         "python -m lensllm.training.download --model {params.path} --out {output}"
         " {params.options} > {log} 2>&1"

@@ -8,6 +8,9 @@
 # (model, benchmark, size) is its own job; so too in select mode with select.flops_budget, where
 # the checkpoint plan_selection decides which sizes are fine-tuned (rules/plan.smk).
 
+from lensllm.pipeline.layout import finetune_results, planned_sizes
+from lensllm.pipeline.options import finetune_options
+
 if config["finetune"]["one_job_per_size"] or FLOPS_PLAN:
 
     rule finetune_model:
@@ -33,7 +36,9 @@ if config["finetune"]["one_job_per_size"] or FLOPS_PLAN:
             gpu_mem_mb=finetune_gpu_mem_mb,
         params:
             path=lambda wildcards: MODELS[wildcards.model]["path"],
-            options=finetune_options,
+            options=lambda wildcards: finetune_options(
+                config, RESULTS, MODELS[wildcards.model]
+            ),
         shell:
             "python -m lensllm.training.finetune --model {params.path} --model-name {wildcards.model}"
             " --benchmark {input.benchmark} --size {wildcards.size} --out {output}"
@@ -66,7 +71,9 @@ else:
         params:
             path=lambda wildcards: MODELS[wildcards.model]["path"],
             sizes=" ".join(str(s) for s in ALL_SIZES),
-            options=finetune_options,
+            options=lambda wildcards: finetune_options(
+                config, RESULTS, MODELS[wildcards.model]
+            ),
         shell:
             "python -m lensllm.training.finetune --model {params.path} --model-name {wildcards.model}"
             " --benchmark {input.benchmark} --size {params.sizes} --out {output}"
@@ -75,11 +82,22 @@ else:
 
 rule collect_losses:
     input:
-        lambda wildcards: [
-            f"{RESULTS}/finetune/{wildcards.benchmark}/{model}/{size}.json"
-            for model in MODELS
-            for size in collected_sizes(wildcards)
-        ],
+        # ALL_SIZES, or with select.flops_budget zero-shot and the sizes the plan of the benchmark
+        # chose (asking the checkpoint plan_selection).
+        lambda wildcards: finetune_results(
+            RESULTS,
+            wildcards.benchmark,
+            MODELS,
+            (
+                planned_sizes(
+                    checkpoints.plan_selection.get(
+                        benchmark=wildcards.benchmark
+                    ).output[0]
+                )
+                if FLOPS_PLAN
+                else ALL_SIZES
+            ),
+        ),
     output:
         losses=f"{RESULTS}/losses/{{benchmark}}.tsv",
         flops=f"{RESULTS}/finetune_flops/{{benchmark}}.tsv",

@@ -1,6 +1,8 @@
 # What the pre-trained weights say before any fine-tuning: LensLLM's NTK term per model x benchmark
 # (lensllm.probes.ntk) and the weight-spectrum metrics of NLPMetrics per model (lensllm.probes.spectra).
 
+from lensllm.pipeline.options import ntk_options, spectra_options
+
 
 rule compute_ntk:
     input:
@@ -21,7 +23,7 @@ rule compute_ntk:
         gpu=ntk_gpus(),
     params:
         path=lambda wildcards: MODELS[wildcards.model]["path"],
-        options=ntk_options,
+        options=lambda wildcards: ntk_options(config, RESULTS, MODELS[wildcards.model]),
     shell:
         "python -m lensllm.probes.ntk --model {params.path} --model-name {wildcards.model}"
         " --benchmark {input.benchmark} --out {output} {params.options}"
@@ -44,9 +46,9 @@ rule measure_weight_spectra:
         gpu=ntk_gpus(),
     params:
         path=lambda wildcards: MODELS[wildcards.model]["path"],
-        options=lambda wildcards: model_load_options(wildcards.model)
-        + f" --device {config['ntk'].get('device', 'auto')}"
-        + gpu_slot_options(config["ntk"].get("device", "auto")),
+        options=lambda wildcards: spectra_options(
+            config, RESULTS, MODELS[wildcards.model]
+        ),
     shell:
         "python -m lensllm.probes.spectra --model {params.path} --model-name {wildcards.model}"
         " --out {output} {params.options} > {log} 2>&1"

@@ -2,32 +2,13 @@
 # Fine-tune via Rectified Scaling Law", in results/<run>/paper/, from the run's own loss tables,
 # selections and fits (lensllm.report.paper). The ablations rerun our selectors on the loss tables.
 
-PAPER = f"{RESULTS}/paper"
+from lensllm.pipeline.layout import PAPER_FIGURES, paper_dir, paper_figure_inputs
+from lensllm.report.paper import TABLE1_METHODS, TABLE2_METHODS
+
+PAPER = paper_dir(RESULTS)
 # The config section `paper` (config/README.md): the ablation grids; absent keys keep the paper's.
 PAPER_SETTINGS = config.get("paper", {})
-PAPER_TABLE_METHODS = {
-    "table1": ["AtS", "ZeroShot", "SubTuning", "ModelSize"],
-    "table2": ["AtS", "RectifiedFit", "VanillaFit"],
-}
-PAPER_FIGURES = [
-    "difficulty",
-    "rmsd_scatter",
-    "zero_shot_lines",
-    "pearcorr_vs_flops",
-    "ablation_hyper",
-    "ablation_size",
-]
-PAPER_OUTPUTS = [
-    *[
-        f"{PAPER}/{name}.{ext}"
-        for name in ["table1", "table2", "table3"]
-        for ext in ["tsv", "md", "tex"]
-    ],
-    f"{PAPER}/ablation_hyper.tsv",
-    f"{PAPER}/ablation_size.tsv",
-    *[f"{PAPER}/{name}.{ext}" for name in PAPER_FIGURES for ext in ["png", "pdf"]],
-    *[f"{PAPER}/curves_{b}.{ext}" for b in BENCHMARKS for ext in ["png", "pdf"]],
-]
+PAPER_TABLE_METHODS = {"table1": list(TABLE1_METHODS), "table2": list(TABLE2_METHODS)}
 
 
 wildcard_constraints:
@@ -112,7 +93,11 @@ rule run_paper_ablation:
 
 rule plot_paper_figure:
     input:
-        unpack(paper_figure_inputs),
+        unpack(
+            lambda wildcards: paper_figure_inputs(
+                RESULTS, BENCHMARKS, wildcards.figure
+            )
+        ),
     output:
         png=report(
             f"{PAPER}/{{figure}}.png",

@@ -2,6 +2,8 @@
 # (lensllm.training.plan), chosen before any fine-tune runs. A checkpoint: collect_losses asks it which
 # fine-tunes make the loss table, and the recommendation reads the chosen budget from its JSON.
 
+from lensllm.pipeline.options import plan_options
+
 
 checkpoint plan_selection:
     input:
@@ -20,7 +22,7 @@ checkpoint plan_selection:
         mem_mb=2000,
         runtime=lambda wildcards, attempt: 10 * attempt,
     params:
-        options=plan_options(),
+        options=plan_options(config, MODELS, SIZES),
     shell:
         "python -m lensllm.training.plan {params.options} --benchmark {input.benchmark}"
         " --out {output} > {log} 2>&1"

@@ -1,14 +1,28 @@
 # Select mode: each candidate's forecast at N from the fine-tunes up to the budget, the pick, how
 # sure it is and what would settle it (lensllm.selection.recommend), and a figure of the forecasts.
 
+from lensllm.pipeline.config import repository_path
+from lensllm.pipeline.layout import selection_plan_inputs
+from lensllm.pipeline.options import recommend_params
+
+# The NTK terms and optimizer steps, when a LensLLM-NTK method forecasts.
+NEEDS_MODEL_TERMS = any(
+    m.startswith("LensLLM-NTK") for m in config["select"]["methods"]
+)
+
 
 rule recommend_model:
     input:
-        unpack(select_model_terms),
-        unpack(selection_plan),
+        unpack(lambda wildcards: model_terms(wildcards) if NEEDS_MODEL_TERMS else {}),
+        # With select.flops_budget: the plan of the benchmark (the budget it bought).
+        unpack(
+            lambda wildcards: selection_plan_inputs(
+                RESULTS, wildcards.benchmark, flops_plan=FLOPS_PLAN
+            )
+        ),
         losses=f"{RESULTS}/losses/{{benchmark}}.tsv",
         flops=f"{RESULTS}/finetune_flops/{{benchmark}}.tsv",
-        coverage=repository_path(config["select"]["coverage"]),
+        coverage=repository_path(config["select"]["coverage"], workflow.basedir),
     output:
         tsv=f"{RESULTS}/recommendation/{{benchmark}}.tsv",
         md=f"{RESULTS}/recommendation/{{benchmark}}.md",
@@ -25,7 +39,7 @@ rule recommend_model:
         mem_mb=1000,
         runtime=10,
     params:
-        **recommend_params(),
+        **recommend_params(config),
     script:
         "../workflow/scripts/recommend_model.py"
 
@@ -57,8 +71,13 @@ rule make_recommendation:
 
 rule plot_recommendation:
     input:
-        unpack(select_model_terms),
-        unpack(selection_plan),
+        unpack(lambda wildcards: model_terms(wildcards) if NEEDS_MODEL_TERMS else {}),
+        # With select.flops_budget: the plan of the benchmark (the budget it bought).
+        unpack(
+            lambda wildcards: selection_plan_inputs(
+                RESULTS, wildcards.benchmark, flops_plan=FLOPS_PLAN
+            )
+        ),
         losses=f"{RESULTS}/losses/{{benchmark}}.tsv",
     output:
         report(
@@ -78,6 +97,6 @@ rule plot_recommendation:
         mem_mb=1000,
         runtime=10,
     params:
-        **recommend_params(),
+        **recommend_params(config),
     script:
         "../workflow/scripts/plot_recommendation.py"

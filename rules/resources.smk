@@ -5,13 +5,11 @@
 # `benchmark:` file records what it really used. Site specifics (partition, account, GPU type) live
 # only in the profiles.
 
-# The estimates themselves live in lensllm.training.resources (pure Python, imported from the source tree so
-# that Snakemake's own interpreter needs nothing installed): parameters from a directory's weight
-# files, a hub name or the model cards; memory and run time where the job runs (CPU or GPU, by
-# precision, method and micro-batch); `python -m lensllm.training.resources` prints them for a config.
-import sys
-
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+# The estimates themselves live in lensllm.training.resources (pure Python, imported from the source
+# tree like lensllm.pipeline, see rules/common.smk): parameters from a directory's weight files, a hub
+# name or the model cards; memory and run time where the job runs (CPU or GPU, by precision, method
+# and micro-batch); `python -m lensllm.training.resources` prints them for a config.
+from lensllm.curves.budgets import budget_of
 from lensllm.training.resources import estimate_finetune, params_from_path, zoo_params
 
 
@@ -102,7 +100,7 @@ def finetune_group(wildcards):
     """With one job per size: zero-shot evaluations and the fine-tunes up to the smallest budget
     (target / largest ratio) form the group `finetune_small`, which a cluster profile packs many to
     a cluster job (`group-components`); the larger fine-tunes run alone."""
-    small = config["target"] // max(config["ratios"])
+    small = budget_of(config["target"], max(config["ratios"]))
     return "finetune_small" if int(wildcards.size) <= small else None
 
 

@@ -1,10 +1,23 @@
 # Every selector at every data budget, then its scores against the true target losses.
 
+from lensllm.pipeline.layout import adaptive_inputs
+
 
 rule select_models:
     input:
         unpack(model_terms),
-        unpack(adaptive_rounds),
+        # Adaptive's selections: on our grid from its real rounds (rules/adaptive.smk); on
+        # published curves it runs here, with its prior's library when it has one.
+        unpack(
+            lambda wildcards: adaptive_inputs(
+                RESULTS,
+                wildcards.benchmark,
+                BENCHMARKS,
+                adaptive="Adaptive" in config.get("methods", []),
+                published=PUBLISHED,
+                prior=config["selection"].get("adaptive_prior", False),
+            )
+        ),
         losses=f"{RESULTS}/losses/{{benchmark}}.tsv",
     output:
         f"{RESULTS}/selections/{{benchmark}}.json",

@@ -1,6 +1,8 @@
 # The zoo of tiny candidate models, pre-trained here on the offline text (benchmark test units left
 # out), saved with save_pretrained and loaded like any hub model.
 
+from lensllm.pipeline.options import zoo_spec_json
+
 
 rule sample_pretraining_texts:
     input:
@@ -68,7 +70,7 @@ rule pretrain_model:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=lambda wildcards, attempt: 30 * attempt,
     params:
-        spec=lambda wildcards: zoo_spec_json(wildcards.model),
+        spec=lambda wildcards: zoo_spec_json(MODELS[wildcards.model]["zoo"]),
     shell:
         "python -m lensllm.training.zoo pretrain --spec-json {params.spec:q} --tokenizer {input.tokenizer}"
         " --texts {input.texts} --threads {threads} --out {output} > {log} 2>&1"

@@ -1,152 +1,49 @@
-"""Shared fixtures: the repository, the shared published curves, and a Snakemake runner."""
+"""Fixtures of every test (the shared published curves and reference tables) and the markers the
+suite sets by itself: `workflow` on every test under tests/workflow/, `shared` on every test that
+reads ../shared (through the fixtures below). The helpers are in tests/helpers.py, the workflow's
+fixtures (the quick grid and paper mode, each run once per session) in tests/workflow/conftest.py."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+from tests.helpers import SHARED
+
+WORKFLOW = Path(__file__).resolve().parent / "workflow"
+# The fixtures that read ../shared: a test using one, directly or through another fixture, needs it.
+SHARED_FIXTURES = {"published_dir", "reference_table1"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if WORKFLOW in Path(item.path).resolve().parents:
+            item.add_marker(pytest.mark.workflow)
+        if SHARED_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.shared)
+
+
+def _shared_file(path: Path) -> Path:
+    """`path` under ../shared; a test needing it fails in CI without it and is skipped elsewhere."""
+    if not path.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{path} is missing: CI needs ../shared beside the repository")
+        pytest.skip(f"{path} is missing")
+    return path
 
 
 @pytest.fixture(scope="session")
 def published_dir() -> Path:
     """The shared copy of the published curves (flan.csv, gigaword.csv); required in CI."""
     path = SHARED / "published"
-    if not (path / "flan.csv").is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"{path} is missing: CI needs ../shared beside the repository")
-        pytest.skip(f"{path} is missing")
+    _shared_file(path / "flan.csv")
     return path
 
 
 @pytest.fixture(scope="session")
 def reference_table1() -> Path:
     """Table 1 of Lin et al. (2024) for FLAN and Gigaword, as published."""
-    path = SHARED / "reference" / "rsl-table1.tsv"
-    if not path.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"{path} is missing: CI needs ../shared beside the repository")
-        pytest.skip(f"{path} is missing")
-    return path
-
-
-def snakemake_command(workdir: Path, *args: str) -> tuple[list[str], dict[str, str]]:
-    """The Snakemake command line on the repository's Snakefile inside `workdir`, and its
-    environment: this interpreter's directory first on PATH (shell rules run `python -m lensllm`),
-    and the hubs offline."""
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
-    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-    return command, {**os.environ, "PATH": path, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-
-
-def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the real Snakemake command line on the repository's Snakefile inside `workdir`."""
-    command, env = snakemake_command(workdir, *args)
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir)
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
-    return result
-
-
-QUICK = str(REPO / "config" / "quick.yaml")
-
-
-@pytest.fixture(scope="session")
-def sources_dir():
-    """One cache of the raw text sources for every grid test (fetched from PyPI/Debian once)."""
-    path = REPO / "results" / "sources"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def quick_run(workdir, sources_dir, *extra, check=True):
-    return run_snakemake(workdir, "--cores", "2", "--configfile", QUICK, "--config", f"sources_dir={sources_dir}", *extra, check=check)
-
-
-@pytest.fixture(scope="session")
-def quick_local_results(tmp_path_factory, sources_dir):
-    """The quick config run once per session on this machine (local execution): the grid tests
-    check it, and the SLURM test compares its own run with it."""
-    workdir = tmp_path_factory.mktemp("quick")
-    quick_run(workdir, sources_dir)
-    return workdir
-
-
-def copy_redoing_one_benchmark(quick_results: Path, workdir: Path, benchmark: str) -> Path:
-    """Copy a finished quick run into `workdir` without `benchmark`'s fine-tunes and NTK terms and
-    without the analysis (the other benchmarks' jobs, the data and the zoo are kept), so that a run
-    there redoes exactly those; returns the copy's results directory."""
-    subprocess.run(["cp", "-a", f"{quick_results}/.", str(workdir)], check=True)
-    results = workdir / "results" / "quick"
-    kept = ("data", "zoo", "models", "weights", "finetune", "ntk", "logs", "benchmarks")
-    removed = [p for p in results.iterdir() if p.name not in kept] + [results / "finetune" / benchmark, results / "ntk" / benchmark]
-    subprocess.run(["rm", "-r", *map(str, removed)], check=True)
-    return results
-
-
-PAPER = str(REPO / "config" / "paper.yaml")
-
-
-def paper_run(workdir, published_dir, *extra, check=True):
-    """Paper mode on the shared published curves of FLAN and Gigaword."""
-    return run_snakemake(workdir, "--cores", "2", "--configfile", PAPER, "--config", f"curves_dir={published_dir}",
-                         'benchmarks=["flan","gigaword"]', *extra, check=check)
-
-
-@pytest.fixture(scope="session")
-def paper_results(tmp_path_factory, published_dir):
-    """Paper mode run once per session: the paper tests check it, and `make paper`'s run must
-    give the same tables byte for byte."""
-    workdir = tmp_path_factory.mktemp("paper")
-    paper_run(workdir, published_dir)
-    return workdir
-
-
-def write_python_killed_once(bin_dir: Path, pattern: str, record: Path) -> Path:
-    """A stand-in for `python`, first on PATH for a run: each `python -m lensllm.training.finetune` call
-    appends `<SLURM job id> <its memory, MinMemoryNode=...> <arguments>` to `record` (`none none`
-    outside SLURM), and the first call whose arguments match the shell `pattern` is killed with
-    SIGKILL (exit status 137), as the kernel's out-of-memory killer kills a job; every other call
-    runs this interpreter."""
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    lock = bin_dir / "killed-once"
-    wrapper = bin_dir / "python"
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        'if [ "$1 $2" = "-m lensllm.training.finetune" ]; then\n'
-        "    memory=none\n"
-        '    [ -z "$SLURM_JOB_ID" ] || memory=$(scontrol show job -o "$SLURM_JOB_ID" | grep -o "MinMemoryNode=[^ ]*")\n'
-        f'    echo "${{SLURM_JOB_ID:-none}} ${{memory:-none}} $*" >> {record}\n'
-        f'    case "$*" in {pattern}) mkdir {lock} 2>/dev/null && kill -KILL $$ ;; esac\n'
-        "fi\n"
-        f'exec {sys.executable} "$@"\n'
-    )
-    wrapper.chmod(0o755)
-    return wrapper
-
-
-def make_command(target: str, **variables: str) -> tuple[list[str], dict[str, str]]:
-    """`make -C <repo> TARGET VAR=value ...` with this interpreter's environment as the Makefile's
-    VENV (so nothing is installed), and the hubs offline."""
-    venv = Path(sys.prefix)
-    if not (venv / ".installed").is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"{venv} was not installed by `make install`")
-        pytest.skip(f"{venv} was not installed by `make install`")
-    command = ["make", "--no-print-directory", "-C", str(REPO), target, f"VENV={venv}",
-               *(f"{k}={v}" for k, v in variables.items())]
-    return command, {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-
-
-def run_make(target: str, check: bool = True, **variables: str) -> subprocess.CompletedProcess:
-    """Run a Makefile target as a user would; fail with its output when it fails and `check`."""
-    command, env = make_command(target, **variables)
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
-    if check and result.returncode != 0:
-        raise AssertionError(f"make {target} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
-    return result
+    return _shared_file(SHARED / "reference" / "rsl-table1.tsv")

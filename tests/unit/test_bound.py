@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lensllm.probes.bound import DELTA, BoundError, bound_correlation, bound_markdown, bound_terms, phase_crossover, plot_bound
 from lensllm.curves.losstable import LossTable
+from lensllm.probes.bound import DELTA, BoundError, bound_correlation, bound_terms, phase_crossover
+from lensllm.report.bound import bound_markdown, plot_bound
 
 SIZES = (0, 8, 16, 32)
 
@@ -47,7 +48,7 @@ def test_correlation_is_pearson_and_spearman_over_sizes_and_models():
     assert math.isclose(row["spearman"], float(np.corrcoef(terms["distance_term"].rank(), terms["gap"].rank())[0, 1]))
     two = pd.concat([terms, terms.assign(benchmark="other")], ignore_index=True)
     assert list(bound_correlation(two)["benchmark"]) == ["toy", "other", "all"]
-    text = bound_markdown(terms, correlation)
+    text = bound_markdown(terms, correlation, phase_crossover(terms))
     assert "| toy | 6 |" in text and "| a | 32 |" in text
 
 

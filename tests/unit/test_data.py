@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lensllm.data import corpora
-
-from lensllm.data import benchmark as data
+from lensllm.data import benchmark, builders, corpora, hub, scrapers
 from lensllm.data.benchmark import Example
 
 WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho "
@@ -112,7 +110,7 @@ def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_wiki_markup_is_stripped_to_prose(raw: Path) -> None:
-    articles = dict(data.wiki_articles(raw / "wiki/enwiki-shortened.xml.bz2"))
+    articles = dict(scrapers.wiki_articles(raw / "wiki/enwiki-shortened.xml.bz2"))
     assert sorted(articles) == [f"Article {a}" for a in range(6)]  # no redirect, no talk page
     text = articles["Article 0"]
     assert text.startswith("Article is a displayed text with a ref. It is plain and notable")
@@ -123,48 +121,48 @@ def test_wiki_markup_is_stripped_to_prose(raw: Path) -> None:
 
 def test_passages_are_whole_sentences_within_bounds() -> None:
     text = " ".join(_sentence(i) for i in range(30))
-    cut = data.passages(text)
+    cut = scrapers.passages(text)
     assert cut and all(200 <= len(p) <= 600 and p.endswith(".") for p in cut)
     assert " ".join(cut) in text
 
 
 def test_parsers_of_the_dictionary_and_debian_sources(raw: Path) -> None:
-    described = {p.package: p for p in data.package_descriptions(raw)}
+    described = {p.package: p for p in scrapers.package_descriptions(raw)}
     assert described["pkg03"].source == "src01"
     assert described["pkg03"].synopsis == "tool number 3"
     assert described["pkg03"].description.startswith(_sentence(9))
     assert described["pkg03"].description.endswith("more.")
     assert described["inline"].description.startswith(_sentence(0))
-    assert ("noun word1", "noun", "the noun meaning 1") in list(data.wordnet_glosses(raw))
-    acronyms = list(data.vera_acronyms(raw))
+    assert ("noun word1", "noun", "the noun meaning 1") in list(scrapers.wordnet_glosses(raw))
+    acronyms = list(scrapers.vera_acronyms(raw))
     assert ("ACR2", "Acronym Expansion 2 number") in acronyms
     assert ("ASN.1", "Abstract Syntax Notation One") in acronyms
     assert all(a != "NOTTOP" for a, _ in acronyms)
-    pairs = list(data.german_english(raw))
+    pairs = list(scrapers.german_english(raw))
     assert ("Aal", "eel") in pairs and ("Haus", "house; building") in pairs
 
 
 def test_benchmarks_have_disjoint_fixed_tests_and_seeded_train(raw: Path) -> None:
-    wiki = data.build_benchmark("wiki", raw, test_size=4, max_train=None, seed=0)
+    wiki = builders.build_benchmark("wiki", raw, test_size=4, max_train=None, seed=0)
     assert wiki.kind == "lm" and len(wiki.test) == 4
     assert all(ex.source == "" and 200 <= len(ex.target) <= 600 for ex in wiki.train + wiki.test)
-    debsum = data.build_benchmark("debsum", raw, test_size=5, max_train=None, seed=0)
+    debsum = builders.build_benchmark("debsum", raw, test_size=5, max_train=None, seed=0)
     assert debsum.kind == "pairs" and len(debsum.test) == 5
     assert len(debsum.train) + len(debsum.test) <= 30  # "short" dropped, a cut unit dropped
     assert ("debian-descriptions", corpora.SOURCES["debian-descriptions"].licence) in debsum.sources
     for bench in (wiki, debsum):
         assert not set(bench.train) & set(bench.test)
-        again = data.build_benchmark(bench.name, raw, test_size=len(bench.test),
-                                     max_train=None, seed=0)
-        other = data.build_benchmark(bench.name, raw, test_size=len(bench.test),
-                                     max_train=None, seed=1)
+        again = builders.build_benchmark(bench.name, raw, test_size=len(bench.test),
+                                         max_train=None, seed=0)
+        other = builders.build_benchmark(bench.name, raw, test_size=len(bench.test),
+                                         max_train=None, seed=1)
         assert again == bench
         assert other.test == bench.test and other.train != bench.train
         assert sorted(map(repr, other.train)) == sorted(map(repr, bench.train))
 
 
 def test_instruct_mixes_all_tasks_in_every_prefix(raw: Path) -> None:
-    bench = data.build_benchmark("instruct", raw, test_size=8, max_train=None, seed=3)
+    bench = builders.build_benchmark("instruct", raw, test_size=8, max_train=None, seed=3)
     assert len(bench.test) == 8 and not set(bench.train) & set(bench.test)
 
     def task(ex: Example) -> str:  # the fake targets tell the task
@@ -175,53 +173,54 @@ def test_instruct_mixes_all_tasks_in_every_prefix(raw: Path) -> None:
                 return name
         return "translate"
 
-    assert {task(ex) for ex in bench.test} == set(data.TEMPLATES)
-    assert {task(ex) for ex in data.training_subset(bench, 4)} == set(data.TEMPLATES)
+    assert {task(ex) for ex in bench.test} == set(builders.TEMPLATES)
+    assert {task(ex) for ex in benchmark.training_subset(bench, 4)} == set(builders.TEMPLATES)
     phrasings = {ex.source.split("word")[0] for ex in bench.train if "word" in ex.source}
     assert len(phrasings) > 1  # several templates per task
 
 
 def test_training_subsets_are_nested_and_checked(raw: Path) -> None:
-    bench = data.build_benchmark("debsum", raw, test_size=5, max_train=None, seed=0)
+    bench = builders.build_benchmark("debsum", raw, test_size=5, max_train=None, seed=0)
     for n in (1, 2, 4, 8):
-        assert set(data.training_subset(bench, n)) <= set(data.training_subset(bench, 2 * n))
-    capped = data.build_benchmark("debsum", raw, test_size=5, max_train=6, seed=0)
+        assert set(benchmark.training_subset(bench, n)) <= set(
+            benchmark.training_subset(bench, 2 * n))
+    capped = builders.build_benchmark("debsum", raw, test_size=5, max_train=6, seed=0)
     assert capped.train == bench.train[:6]
     with pytest.raises(ValueError, match=r"'debsum'.*size 7.*has 6 examples"):
-        data.training_subset(capped, 7)
+        benchmark.training_subset(capped, 7)
 
 
 def test_write_and_read_round_trip_and_malformed_files(raw: Path, tmp_path: Path) -> None:
-    bench = data.build_benchmark("instruct", raw, test_size=4, max_train=10, seed=0)
+    bench = builders.build_benchmark("instruct", raw, test_size=4, max_train=10, seed=0)
     path = tmp_path / "instruct.jsonl"
-    data.write_benchmark(bench, path)
+    benchmark.write_benchmark(bench, path)
     header = json.loads(path.read_text().splitlines()[0])
     assert header["counts"] == {"train": 10, "test": 4} and header["seed"] == 0
     assert {s["name"] for s in header["sources"]} == {"wordnet", "vera", "trans-de-en",
                                                        "debian-descriptions"}
-    assert data.read_benchmark(path) == bench
+    assert benchmark.read_benchmark(path) == bench
     lines = path.read_text().splitlines()
     broken = tmp_path / "broken.jsonl"
     broken.write_text("\n".join(lines[:3] + ["{not json"] + lines[4:]) + "\n")
-    with pytest.raises(data.BenchmarkFileError, match=rf"{broken}:4"):
-        data.read_benchmark(broken)
+    with pytest.raises(benchmark.BenchmarkFileError, match=rf"{broken}:4"):
+        benchmark.read_benchmark(broken)
     truncated = tmp_path / "truncated.jsonl"
     truncated.write_text("\n".join(lines[:5]) + "\n")
-    with pytest.raises(data.BenchmarkFileError, match="truncated"):
-        data.read_benchmark(truncated)
+    with pytest.raises(benchmark.BenchmarkFileError, match="truncated"):
+        benchmark.read_benchmark(truncated)
     headless = tmp_path / "headless.jsonl"
     headless.write_text("\n".join(lines[1:]) + "\n")
-    with pytest.raises(data.BenchmarkFileError, match=rf"{headless}:1: expected a .* header"):
-        data.read_benchmark(headless)
+    with pytest.raises(benchmark.BenchmarkFileError, match=rf"{headless}:1: expected a .* header"):
+        benchmark.read_benchmark(headless)
 
 
 def test_corpus_texts_are_deterministic_and_hold_out_tests(raw: Path) -> None:
-    texts = data.corpus_texts(raw, ["wiki", "debsum", "instruct"])
-    assert texts == data.corpus_texts(raw, ["wiki", "debsum", "instruct"])
+    texts = builders.corpus_texts(raw, ["wiki", "debsum", "instruct"])
+    assert texts == builders.corpus_texts(raw, ["wiki", "debsum", "instruct"])
     assert len(texts) == len(set(texts))
     assert any(t.startswith("noun word1: ") for t in texts)
-    bench = data.build_benchmark("wiki", raw, test_size=2, max_train=None, seed=0)
-    held = data.corpus_texts(raw, ["wiki"], exclude=[bench])
+    bench = builders.build_benchmark("wiki", raw, test_size=2, max_train=None, seed=0)
+    held = builders.corpus_texts(raw, ["wiki"], exclude=[bench])
     assert not set(ex.target for ex in bench.test) & set(held)
     assert set(ex.target for ex in bench.train) <= set(held)
 
@@ -235,31 +234,31 @@ def test_hub_benchmark_from_a_local_directory(tmp_path: Path, monkeypatch) -> No
     rows = [{"inputs": f"question {i}", "targets": f"answer {i}"} for i in range(6)]
     (folder / "train.json").write_text("\n".join(json.dumps(r) for r in rows[:5]))
     (folder / "test.json").write_text(json.dumps(rows[5]))
-    bench = data.load_hub_benchmark(str(folder), split_train="train", split_test="test",
-                                    source_field="inputs", target_field="targets", seed=1,
-                                    max_train=4, cache_dir=str(tmp_path / "cache"))
+    bench = hub.load_hub_benchmark(str(folder), split_train="train", split_test="test",
+                                   source_field="inputs", target_field="targets", seed=1,
+                                   max_train=4, cache_dir=str(tmp_path / "cache"))
     assert bench.kind == "pairs" and len(bench.train) == 4
     assert bench.test == (Example("question 5", "answer 5"),)
     assert set(bench.train) <= {Example(r["inputs"], r["targets"]) for r in rows[:5]}
-    lm = data.load_hub_benchmark(str(folder), split_train="train", split_test="test",
-                                 source_field=None, target_field="targets",
-                                 cache_dir=str(tmp_path / "cache"))
+    lm = hub.load_hub_benchmark(str(folder), split_train="train", split_test="test",
+                                source_field=None, target_field="targets",
+                                cache_dir=str(tmp_path / "cache"))
     assert lm.kind == "lm" and lm.test == (Example("", "answer 5"),)
     saved = tmp_path / "saved"
     datasets.load_dataset(str(folder), cache_dir=str(tmp_path / "cache")).save_to_disk(saved)
-    from_disk = data.load_hub_benchmark(str(saved), split_train="train", split_test="test",
-                                        source_field="inputs", target_field="targets", seed=1,
-                                        max_train=4)
+    from_disk = hub.load_hub_benchmark(str(saved), split_train="train", split_test="test",
+                                       source_field="inputs", target_field="targets", seed=1,
+                                       max_train=4)
     assert (from_disk.train, from_disk.test) == (bench.train, bench.test)
     with pytest.raises(ValueError, match="no field 'question'"):
-        data.load_hub_benchmark(str(folder), split_train="train", split_test="test",
-                                source_field="question", target_field="targets",
-                                cache_dir=str(tmp_path / "cache"))
+        hub.load_hub_benchmark(str(folder), split_train="train", split_test="test",
+                               source_field="question", target_field="targets",
+                               cache_dir=str(tmp_path / "cache"))
 
 
 def test_missing_sources_raise_source_unavailable(raw: Path, tmp_path: Path, capsys) -> None:
     with pytest.raises(corpora.SourceUnavailable, match=r"'wikipedia'.*fetch --dest"):
-        data.build_benchmark("wiki", tmp_path / "empty", test_size=1, max_train=None, seed=0)
+        builders.build_benchmark("wiki", tmp_path / "empty", test_size=1, max_train=None, seed=0)
     dest = tmp_path / "dest"
     with pytest.raises(corpora.SourceUnavailable,
                        match=r"'debian-descriptions'.*/nonexistent/apt-get.*fetch --dest"):

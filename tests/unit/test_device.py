@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -232,7 +231,7 @@ def test_a_claimed_slot_is_the_only_gpu_torch_sees(tmp_path):
 def test_flops_table_carries_the_energy_of_each_finetune(tmp_path):
     import pandas as pd
 
-    from lensllm.selection.evaluation import read_energy, read_flops, write_flops
+    from lensllm.curves.cost import read_energy, read_flops, write_flops
     from lensllm.curves.collect import energy_of
     from lensllm.curves.cost import selection_energy
 
@@ -258,5 +257,7 @@ def test_ntk_and_spectra_name_a_device_they_cannot_use(tmp_path, no_accelerator,
         compute_ntk("unused-model", bench, eta=1e-3, device="cuda")
     with pytest.raises(ValueError, match=r"finetune\.precision: 'fp16'"):
         compute_ntk("unused-model", bench, eta=1e-3, device="cpu", precision="fp16")
-    assert spectra_main(["--model", "unused-model", "--out", str(tmp_path / "w.json"), "--device", "tpu"]) == 2
+    with pytest.raises(SystemExit) as stopped:
+        spectra_main(["--model", "unused-model", "--out", str(tmp_path / "w.json"), "--device", "tpu"])
+    assert stopped.value.code == 2
     assert "ntk.device: unknown device 'tpu'" in capsys.readouterr().err

@@ -9,16 +9,10 @@ from pathlib import Path
 import pytest
 
 from lensllm.data.benchmark import Benchmark, Example, write_benchmark
-from lensllm.training.finetune import (
-    FinetuneConfig,
-    ModelLoadError,
-    collate_rows,
-    encode_examples,
-    finetune,
-    load_model,
-    main,
-    write_result_json,
-)
+from lensllm.training.finetune import finetune, main
+from lensllm.training.loading import ModelLoadError, load_model
+from lensllm.training.settings import FinetuneConfig, write_result_json
+from lensllm.training.tokens import collate_rows, encode_examples
 from lensllm.training.zoo import ModelSpec, pretrain_model, train_tokenizer
 
 WORDS = ["cat", "dog", "bird", "fish", "tree", "stone", "river", "cloud"]
@@ -161,10 +155,10 @@ def _rows(encoder_decoder, source, target):
 def _default_zoo():
     import yaml
 
-    from lensllm.training.zoo import read_zoo_sheet
+    from tests.unit.test_zoo import read_zoo_specs
 
     config = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    return read_zoo_sheet(DEFAULT_CONFIG.parent.parent / config["zoo"]), config
+    return read_zoo_specs(DEFAULT_CONFIG.parent.parent / config["zoo"]), config
 
 
 @pytest.mark.parametrize("source, target", [(49, 9), (1, 65)])
@@ -173,7 +167,7 @@ def test_measured_flops_are_the_matrix_products_of_the_default_zoo(source, targe
     (2 m n k each, x3 for forward and backward): every weight matrix once per position it sees
     (biases and norms do no matrix product), the output head V x d, and attention's Q K^T and A V,
     12 d T per position and layer for T positions (T5: encoder S x S, decoder T x T, cross T x S)."""
-    from lensllm.training.finetune import _measure_flops_per_token
+    from lensllm.training.flops import measure_flops_per_token
 
     zoo, config = _default_zoo()
     vocab = config["pretraining"]["vocab_size"]
@@ -189,15 +183,15 @@ def test_measured_flops_are_the_matrix_products_of_the_default_zoo(source, targe
         else:
             mlp = (2 if spec.architecture == "gpt2" else 3) * d * ff  # Llama's MLP is gated
             expected = 6 * (layers * (4 * d * d + mlp) + vocab * d) + 12 * layers * (source + target) * d
-        measured = _measure_flops_per_token(model, [collate_rows(_rows(t5, source, target), 0)], t5)
+        measured = measure_flops_per_token(model, [collate_rows(_rows(t5, source, target), 0)], t5)
         assert measured == pytest.approx(expected, rel=1e-12), spec.name
 
 
 def test_measured_over_analytic_flops_is_in_the_documented_range():
-    """README: measured / analytic = 1.04-1.15 for the causal models of the default zoo and 0.46-0.67
+    """docs/grid.md: measured / analytic = 1.04-1.15 for the causal models of the default zoo and 0.46-0.67
     for its T5, over the sequences of the default length caps (max_len_source 48, max_len_target 64):
     an lm benchmark at the cap, and pairs with the source at the cap and 8 to 64 target tokens."""
-    from lensllm.training.finetune import _matmul_params, _measure_flops_per_token
+    from lensllm.training.flops import matmul_params, measure_flops_per_token
 
     zoo, config = _default_zoo()
     src, tgt = config["finetune"]["max_len_source"], config["finetune"]["max_len_target"]
@@ -208,8 +202,8 @@ def test_measured_over_analytic_flops_is_in_the_documented_range():
         # causal: bos + source + separator | target + eos; T5: source + eos | target + eos
         shapes = [(1, tgt + 1)] + [(src + (1 if t5 else 2), n + 1) for n in (8, tgt)]
         for source, target in shapes:
-            measured = _measure_flops_per_token(model, [collate_rows(_rows(t5, source, target), 0)], t5)
-            ratios["t5" if t5 else "causal"].append(measured / (6 * _matmul_params(model)))
+            measured = measure_flops_per_token(model, [collate_rows(_rows(t5, source, target), 0)], t5)
+            ratios["t5" if t5 else "causal"].append(measured / (6 * matmul_params(model)))
     assert 1.04 <= min(ratios["causal"]) and max(ratios["causal"]) <= 1.15, ratios["causal"]
     assert 0.46 <= min(ratios["t5"]) and max(ratios["t5"]) <= 0.67, ratios["t5"]
 
@@ -295,6 +289,7 @@ def test_out_of_memory_halves_the_micro_batch(models, monkeypatch):
     import torch
 
     import lensllm.training.finetune as ft
+    import lensllm.training.flops as flops
 
     fixed = finetune(models["gpt2"], PAIRS, 32, replace(FAST, micro_batch_size=4))
     real = ft.token_loss
@@ -304,7 +299,8 @@ def test_out_of_memory_halves_the_micro_batch(models, monkeypatch):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real(model, batch, encoder_decoder)
 
-    monkeypatch.setattr(ft, "token_loss", small_memory)
+    monkeypatch.setattr(ft, "token_loss", small_memory)  # the steps
+    monkeypatch.setattr(flops, "token_loss", small_memory)  # the FLOP probe
     auto = finetune(models["gpt2"], PAIRS, 32, FAST)
     assert auto.micro_batch_size == 4 and auto.test_loss == fixed.test_loss
     assert auto.flops_measured == fixed.flops_measured
@@ -342,7 +338,7 @@ def test_lora_trains_only_the_adapters(models):
 def test_bad_settings_are_named_before_training(models, monkeypatch):
     import torch
 
-    from lensllm.training.finetune import JobConfigError
+    from lensllm.training.settings import JobConfigError
 
     with pytest.raises(JobConfigError, match=r"finetune\.lora_target_modules: \['nothing_here'\] match no module.*c_attn"):
         finetune(models["gpt2"], PAIRS, 16, replace(FAST, method="lora", lora_target_modules=("nothing_here",)))
@@ -368,9 +364,13 @@ def test_cli_names_a_device_it_cannot_use(tmp_path, models, capsys, monkeypatch)
     bench = tmp_path / "toy.jsonl"
     write_benchmark(PAIRS, bench)
     common = ["--model", models["gpt2"], "--benchmark", str(bench), "--size", "8", "--out", str(tmp_path / "r.json")]
-    assert main([*common, "--device", "cuda"]) == 2
+    with pytest.raises(SystemExit) as stopped:
+        main([*common, "--device", "cuda"])
+    assert stopped.value.code == 2
     assert "finetune.device: 'cuda' asked but torch sees no CUDA device" in capsys.readouterr().err
-    assert main([*common, "--precision", "fp16"]) == 2
+    with pytest.raises(SystemExit) as stopped:
+        main([*common, "--precision", "fp16"])
+    assert stopped.value.code == 2
     assert "finetune.precision: 'fp16'" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists()
 

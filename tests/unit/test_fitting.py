@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.optimize import approx_fprime
 
-from lensllm.curves.fitting import FitError, FitStatus, fit_curves, fit_law
+from lensllm.curves.fitting import FitError, FitStatus, fit_curves
 from lensllm.curves.laws import LAWS, LENSLLM, RECTIFIED, VANILLA
 from lensllm.curves.losstable import read_losstable
 
@@ -25,7 +25,7 @@ def test_fits_move_off_their_starting_points_and_lower_the_objective(published_d
     sizes = (0, *table.train_sizes(51200))
     for model in table.models[:10]:
         losses = table.curve(model, sizes)
-        fit = fit_law(law, sizes, losses)
+        (fit,) = fit_curves(law, [sizes], [losses])
         assert fit.ok
         assert not np.allclose(fit.theta, fit.start)
         start_cost = 0.5 * np.sum((np.log(law.predict(np.array(fit.start), np.array(sizes, float))) - np.log(losses)) ** 2)
@@ -48,7 +48,7 @@ def test_a_fit_recovers_the_parameters_it_was_made_from():
     sizes = np.array([0, 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600], float)
     truth = {"B": 300.0, "D_l": 150.0, "beta": 0.6, "E": 1.1}
     losses = RECTIFIED.predict(RECTIFIED.theta(truth), sizes)
-    fit = fit_law(RECTIFIED, sizes, losses)
+    (fit,) = fit_curves(RECTIFIED, [sizes], [losses])
     assert fit.status is FitStatus.CONVERGED
     for name, value in truth.items():
         assert fit.params[name] == pytest.approx(value, rel=1e-3)
@@ -57,7 +57,7 @@ def test_a_fit_recovers_the_parameters_it_was_made_from():
 def test_a_fit_whose_optimum_lies_on_a_bound_reports_hit_bound_and_still_predicts():
     """A rectified curve with E = 0, the lower bound of E: the fit recovers it, on the bound."""
     sizes = np.array([0, 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600], float)
-    fit = fit_law(RECTIFIED, sizes, 300.0 / (150.0 + sizes**0.6))
+    (fit,) = fit_curves(RECTIFIED, [sizes], [300.0 / (150.0 + sizes**0.6)])
     assert fit.status is FitStatus.HIT_BOUND and fit.message == "at bound: E" and fit.ok
     assert fit.params["E"] == pytest.approx(0.0, abs=1e-9) and fit.params["beta"] == pytest.approx(0.6, rel=1e-6)
     assert fit.predict([1e5])[0] == pytest.approx(300.0 / (150.0 + 1e5**0.6), rel=1e-6)
@@ -69,22 +69,22 @@ def test_a_fit_that_runs_out_of_iterations_fails_instead_of_returning_its_last_p
     monkeypatch.setattr(lensllm.curves.fitting, "MAX_ITERATIONS", 2)
     sizes = np.array([0, 100, 200, 400, 800, 1600, 3200, 6400], float)
     losses = RECTIFIED.predict(RECTIFIED.theta({"B": 300.0, "D_l": 150.0, "beta": 0.6, "E": 1.1}), sizes) * (1 + 0.01 * np.sin(sizes))
-    fit = fit_law(RECTIFIED, sizes, losses)
+    (fit,) = fit_curves(RECTIFIED, [sizes], [losses])
     assert fit.status is FitStatus.FAILED and fit.message == "no convergence in 2 iterations" and not fit.ok
 
 
 def test_same_seed_same_fit_and_results_are_frozen(published_dir):
     table = read_losstable(published_dir / "flan.csv")
     sizes = table.train_sizes()
-    first = fit_law(VANILLA, sizes, table.curve("gpt2", sizes), seed=7)
-    second = fit_law(VANILLA, sizes, table.curve("gpt2", sizes), seed=7)
+    (first,) = fit_curves(VANILLA, [sizes], [table.curve("gpt2", sizes)], seed=7)
+    (second,) = fit_curves(VANILLA, [sizes], [table.curve("gpt2", sizes)], seed=7)
     assert first.theta == second.theta
     with pytest.raises(dataclasses.FrozenInstanceError):
         first.status = FitStatus.FAILED
 
 
 def test_a_curve_that_cannot_be_fitted_fails_with_a_status_not_a_nan():
-    fit = fit_law(RECTIFIED, [200, 400], [float("nan"), 2.0])
+    (fit,) = fit_curves(RECTIFIED, [[200, 400]], [[float("nan"), 2.0]])
     assert fit.status is FitStatus.FAILED and "positive and finite" in fit.message
     with pytest.raises(FitError):
         fit.predict([1000])

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from lensllm.training.finetune import labelled_tokens, loss_hessian_trace, token_loss, collate_rows
-from lensllm.probes.hessian import hutchinson_trace, rademacher_like
+from lensllm.training.evaluation import loss_hessian_trace
+from lensllm.training.tokens import collate_rows, labelled_tokens, token_loss
+from lensllm.training.hessian import hutchinson_trace, rademacher_like
 
 
 def test_rademacher_vectors_are_signs_and_reproducible():
@@ -85,7 +86,7 @@ def test_hessian_distance_is_the_exact_quadratic_form_of_each_block_maximised_ov
     every weight matrix of a tiny language model (torch.autograd.functional.hessian)."""
     from torch.func import functional_call
 
-    from lensllm.training.finetune import loss_hessian_distance
+    from lensllm.training.evaluation import loss_hessian_distance
 
     model, rows = tiny_model_and_rows()
     g = torch.Generator().manual_seed(5)
@@ -125,7 +126,7 @@ def test_hessian_distance_is_the_exact_quadratic_form_of_each_block_maximised_ov
 def test_hessian_distance_is_zero_where_the_loss_is_linear_and_needs_a_batch():
     import pytest
 
-    from lensllm.probes.hessian import hessian_distance
+    from lensllm.training.hessian import hessian_distance
 
     w = torch.ones(2, 2, requires_grad=True)
     x = torch.ones(2, 2, requires_grad=True)

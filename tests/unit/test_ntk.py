@@ -12,7 +12,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from lensllm.data.benchmark import Benchmark, Example, write_benchmark
-from lensllm.training.finetune import collate_rows, token_loss
+from lensllm.training.tokens import collate_rows, token_loss
 from lensllm.curves.terms import ntk_f, read_ntk
 from lensllm.probes.ntk import empirical_ntk, kernel_spectrum, main, parameter_subset, probe_indices
 from lensllm.training.zoo import ModelSpec, pretrain_model, train_tokenizer

@@ -8,12 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SHARED
 from lensllm.curves.budgets import budgets_for
 from lensllm.report import paper
 from lensllm.selection.evaluation import fit_all_laws
 from lensllm.curves.losstable import LossTableError, read_losstable, restrict_params
 from lensllm.selection import SelectionSettings, run_selector
+
+from tests.helpers import SHARED
 
 TARGET, RATIOS = 1638400, [8, 16, 32, 64, 128, 256, 512]
 
@@ -119,13 +120,13 @@ def test_ablation_settings_from_config_keep_the_papers_defaults():
     assert paper.AblationSettings.from_config({"ablation_k": [3]}).ks == (3,)
 
 
-def test_the_readme_table_is_generated_between_markers():
+def test_the_docs_table_is_generated_between_markers():
     selection = pd.DataFrame(
         [["flan", m, r, metric, v] for m, v in (("AtS", 90.9), ("ZeroShot", -10.7)) for r in (8, 64, 512) for metric in ("PearCorr", "RelAcc")],
         columns=["benchmark", "method", "ratio", "metric", "value"],
     )
-    table = paper.readme_table(selection)
+    table = paper.docs_table(selection)
     assert table.splitlines()[2] == "| FLAN 1/8 | **90.9** / **90.9** | -10.7 / -10.7 |"
-    readme = f"intro\n{paper.README_BEGIN}\nold\n{paper.README_END}\nrest\n"
-    updated = paper.replace_readme_table(readme, table)
-    assert paper.readme_block(updated) == table and updated.endswith(f"{paper.README_END}\nrest\n")
+    readme = f"intro\n{paper.TABLE_BEGIN}\nold\n{paper.TABLE_END}\nrest\n"
+    updated = paper.replace_page_table(readme, table)
+    assert paper.page_table(updated) == table and updated.endswith(f"{paper.TABLE_END}\nrest\n")

@@ -7,7 +7,10 @@ import json
 import pytest
 
 from lensllm.data.benchmark import Benchmark, Example, write_benchmark
-from lensllm.training.finetune import FinetuneConfig, _matmul_params, encode_examples, load_model
+from lensllm.training.flops import matmul_params
+from lensllm.training.loading import load_model
+from lensllm.training.settings import FinetuneConfig
+from lensllm.training.tokens import encode_examples
 from lensllm.training.plan import (
     CandidateCost,
     PlanError,
@@ -115,7 +118,7 @@ def test_parameters_are_counted_on_the_meta_device_as_the_loaded_model_has_them(
     model = load_model(tiny_models[arch]).model
     n_params, n_matmul, n_encoder = count_parameters(tiny_models[arch])
     assert n_params == sum(p.numel() for p in model.parameters())
-    assert n_matmul == _matmul_params(model)
+    assert n_matmul == matmul_params(model)
     if arch == "llama":  # untied: the input embedding takes part in no matrix product
         assert n_matmul == n_params - model.get_input_embeddings().weight.numel()
     if arch == "t5":
@@ -156,7 +159,9 @@ def test_the_command_line_writes_the_same_plan_twice_and_reports_a_budget_too_sm
     assert (tmp_path / "one.json").read_bytes() == (tmp_path / "two.json").read_bytes()
     plan = read_plan(tmp_path / "one.json")
     assert plan.budget == 16 and plan.sizes == (4, 8, 16) and plan.total_flops == pytest.approx(cost_to_16)
-    assert main(["--flops-budget", "1000", *args, "--out", str(tmp_path / "small.json")]) == 2
+    with pytest.raises(SystemExit) as stopped:
+        main(["--flops-budget", "1000", *args, "--out", str(tmp_path / "small.json")])
+    assert stopped.value.code == 2
     assert "key 'select.flops_budget' (1e+03 FLOPs) is too small for toy-pairs" in capsys.readouterr().err
     assert not (tmp_path / "small.json").exists()
 

@@ -50,7 +50,7 @@ def test_hessian_figure_is_written(tmp_path):
     import numpy as np
 
     from lensllm.curves.losstable import LossTable
-    from lensllm.report.run import plot_hessian
+    from lensllm.report.run_figures import plot_hessian
 
     table = LossTable("toy", ("a", "b"), (0, 16, 32), np.array([[5.0, 4.0, 3.5], [6.0, 4.5, 4.0]]), np.array([1e6, 2e6]), ("x", "y"))
     runs = pd.DataFrame([[m, s, 100.0 + s, 5.0] for m in ("a", "b") for s in (0, 16, 32)],

@@ -17,7 +17,7 @@ from lensllm.curves.terms import PowerLawFit, WeightMetrics
 TARGET = 1_638_400
 RATIOS = [8, 16, 32, 64, 128, 256, 512]
 FLAN_COST = CostModel(tokens_per_example=35, epochs=20, runs_per_size=15)
-README = Path(__file__).resolve().parents[2] / "README.md"
+METHODS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "methods.md"
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +40,15 @@ def test_all_112_published_table1_values_are_reproduced(reproduced, reference_ta
 
 
 def _documented_selectors():
-    """The selector names of the README's Methods section: `Name`: or `Name` (...):."""
-    text = README.read_text()
+    """The selector names of the Selectors list of docs/methods.md: `Name`: or `Name` (...):."""
+    text = METHODS_PAGE.read_text()
     block = text[text.index("- **Selectors**"):text.index("- **NTK term**")]
     return re.findall(r"`([A-Za-z-]+)`(?: \([^)]*\))?:", block)
 
 
 def test_every_documented_selector_runs_and_gives_the_documented_verdict():
     """On three exact LensLLM-law curves (model b best at the target) with NTK terms and weight
-    spectra: each selector the README documents runs, scores every model in the documented
+    spectra: each selector docs/methods.md documents runs, scores every model in the documented
     direction, predicts the target loss if it fits a curve, and is charged the documented fine-tunes
     and model-term FLOPs; no selector is registered without being documented."""
     documented = _documented_selectors()

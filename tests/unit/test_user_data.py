@@ -12,8 +12,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from lensllm.data import benchmark as data
-from lensllm.data.benchmark import Benchmark, Example, UserDataError, load_user_benchmark
+from lensllm.data.benchmark import (Benchmark, BenchmarkFileError, Example, read_benchmark,
+                                    training_subset, write_benchmark)
+from lensllm.data.user import USER_LICENCE, UserDataError, load_user_benchmark
 
 pytest.importorskip("datasets")  # imported once here; `load_user_benchmark` imports it lazily
 
@@ -70,8 +71,8 @@ def test_each_format_gives_the_same_benchmark(tmp_path: Path, suffix: str) -> No
     assert (bench.train, bench.test) == (reference.train, reference.test)
     assert len(bench.test) == 5 and len(bench.train) == 25
     assert set(bench.train) | set(bench.test) == {Example(r["prompt"], r["answer"]) for r in rows}
-    assert bench.sources == ((str(tmp_path / f"mine{suffix}"), data.USER_LICENCE),)
-    assert "licence is the user's" in data.USER_LICENCE
+    assert bench.sources == ((str(tmp_path / f"mine{suffix}"), USER_LICENCE),)
+    assert "licence is the user's" in USER_LICENCE
     lm = load_user_benchmark(tmp_path / f"mine{suffix}", name="lm", text_field="passage",
                              test_size=3, seed=2)
     assert lm.kind == "lm" and len(lm.test) == 3 and len(lm.train) == 27
@@ -97,20 +98,20 @@ def test_seeded_split_is_deterministic_and_nested(tmp_path: Path) -> None:
     bench = _pairs(path, test_size=8, seed=7)
     again = _pairs(path, test_size=8, seed=7)
     assert bench == again
-    data.write_benchmark(bench, tmp_path / "a.jsonl")
-    data.write_benchmark(again, tmp_path / "b.jsonl")
+    write_benchmark(bench, tmp_path / "a.jsonl")
+    write_benchmark(again, tmp_path / "b.jsonl")
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
-    assert data.read_benchmark(tmp_path / "a.jsonl") == bench
+    assert read_benchmark(tmp_path / "a.jsonl") == bench
     other = _pairs(path, test_size=8, seed=8)
     assert other.test != bench.test and other.train != bench.train
     assert not set(bench.test) & set(bench.train)
-    small, large = data.training_subset(bench, 8), data.training_subset(bench, 16)
+    small, large = training_subset(bench, 8), training_subset(bench, 16)
     assert large[:8] == small and len(set(large)) == 16
     cut = _pairs(path, test_size=8, seed=7, max_train=10)
     assert cut.test == bench.test and cut.train == bench.train[:10]
-    assert data.training_subset(cut, 10) == cut.train
+    assert training_subset(cut, 10) == cut.train
     with pytest.raises(ValueError, match="size 11; its train split has 10"):
-        data.training_subset(cut, 11)
+        training_subset(cut, 11)
 
 
 def test_empty_texts_and_duplicates_of_test_examples_are_dropped(tmp_path: Path, caplog) -> None:
@@ -119,7 +120,7 @@ def test_empty_texts_and_duplicates_of_test_examples_are_dropped(tmp_path: Path,
     rows += [{"prompt": "   ", "answer": "x"}, {"prompt": "p", "answer": ""},
              {"prompt": "q", "answer": None}]
     path = _write(tmp_path / "dups.jsonl", rows)
-    with caplog.at_level(logging.INFO, logger="lensllm.data.benchmark"):
+    with caplog.at_level(logging.INFO, logger="lensllm.data.user"):
         bench = _pairs(path, test_size=10, seed=0)
     assert "dropped 3 of 33 rows with an empty source or target" in caplog.text
     assert len(set(bench.test)) == 10  # distinct test examples
@@ -135,13 +136,13 @@ def test_empty_texts_and_duplicates_of_test_examples_are_dropped(tmp_path: Path,
 def test_a_second_test_file(tmp_path: Path, caplog) -> None:
     train = _write(tmp_path / "train.jsonl", _rows(30))
     test = _write(tmp_path / "test.csv", _rows(6, start=27))  # 27, 28, 29 are also in train
-    with caplog.at_level(logging.INFO, logger="lensllm.data.benchmark"):
+    with caplog.at_level(logging.INFO, logger="lensllm.data.user"):
         bench = _pairs(train, test_file=test, test_size=None, seed=1)
     expected_test = tuple(Example(r["prompt"], r["answer"]) for r in _rows(6, start=27))
     assert bench.test == expected_test  # the whole file, in its order
     assert len(bench.train) == 27 and not set(bench.train) & set(bench.test)
     assert "dropped 3 training rows identical to a test example of" in caplog.text
-    assert bench.sources == ((str(train), data.USER_LICENCE), (str(test), data.USER_LICENCE))
+    assert bench.sources == ((str(train), USER_LICENCE), (str(test), USER_LICENCE))
     cut = _pairs(train, test_file=test, test_size=2, seed=1)
     assert cut.test == expected_test[:2] and len(cut.train) == 28  # only 27, 28 are held out
     assert _pairs(train, test_file=test, test_size=None, seed=1) == bench
@@ -153,7 +154,7 @@ def _error(path_or_callable, match: str, **kwargs) -> str:
             path_or_callable()
         else:
             _pairs(path_or_callable, **kwargs)
-    assert isinstance(info.value, ValueError) and isinstance(info.value, data.BenchmarkFileError)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, BenchmarkFileError)
     message = str(info.value)
     assert re.search(match, message), message
     return message
@@ -247,12 +248,12 @@ def test_the_build_benchmark_script_builds_a_user_benchmark(tmp_path: Path, monk
             user=user, hub=None, sources_dir=None, test_size=6, max_train=20, seed=3))
     runpy.run_path(str(REPO / "workflow/scripts/build_benchmark.py"),
                    init_globals={"snakemake": snakemake})
-    written = data.read_benchmark(output)
+    written = read_benchmark(output)
     assert written == load_user_benchmark(path, name="mine", source_field="prompt",
                                           target_field="answer", test_size=6, max_train=20, seed=3)
     assert (len(written.train), len(written.test)) == (20, 6)
     snakemake.params.user = {**user, "test_size": 4, "max_train": None}  # the dict's keys win
     runpy.run_path(str(REPO / "workflow/scripts/build_benchmark.py"),
                    init_globals={"snakemake": snakemake})
-    rewritten = data.read_benchmark(output)
+    rewritten = read_benchmark(output)
     assert (rewritten.name, len(rewritten.train), len(rewritten.test)) == ("mine", 26, 4)

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
 
-from lensllm.training.zoo import ModelSpec, pretrain_model, read_zoo_sheet, sample_texts, train_tokenizer
+from lensllm.training.zoo import ModelSpec, pretrain_model, sample_texts, train_tokenizer
 
 ZOO_SHEET = Path(__file__).resolve().parents[2] / "config" / "zoo.tsv"
+
+
+def read_zoo_specs(path: Path) -> list[ModelSpec]:
+    """The specs of a zoo sheet as the workflow hands them to `zoo pretrain --spec-json`: each TSV row
+    (rules/common.smk, schema-validated there) with `mixture` written corpus:weight,corpus:weight."""
+    import pandas as pd
+
+    rows = pd.read_csv(path, sep="\t", keep_default_na=False).to_dict("records")
+    return [ModelSpec.from_dict({**row, "mixture": dict(item.split(":") for item in row["mixture"].split(","))})
+            for row in rows]
+
 
 CORPUS = {
     "wiki": [f"The river {i} flows north through the old town of Bram, past {i % 7} mills." for i in range(60)],
@@ -74,16 +84,20 @@ def test_pretraining_is_seeded(tmp_path, tokenizer_dir):
 
 
 def test_spec_round_trip_and_validation():
-    spec = read_zoo_sheet(ZOO_SHEET)[0]
+    spec = read_zoo_specs(ZOO_SHEET)[0]
     assert ModelSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
     with pytest.raises(ValueError, match="architecture"):
         tiny_spec("mamba")
     with pytest.raises(ValueError, match="unknown fields"):
         ModelSpec.from_dict({**spec.to_dict(), "depth": 3})
+    with pytest.raises(ValueError, match=rf"model spec '{spec.name}': the mixture needs non-negative weights"):
+        ModelSpec.from_dict({**spec.to_dict(), "mixture": {"wiki": -1}})
+    with pytest.raises(ValueError, match=rf"model spec '{spec.name}': d_model 48 is not divisible by n_heads 5"):
+        ModelSpec.from_dict({**spec.to_dict(), "n_heads": 5})
 
 
 def test_default_zoo_is_not_trivial():
-    zoo = read_zoo_sheet(ZOO_SHEET)
+    zoo = read_zoo_specs(ZOO_SHEET)
     assert len(zoo) >= 6 and len({s.name for s in zoo}) == len(zoo)
     assert {"gpt2", "llama", "t5"} <= {s.architecture for s in zoo}
     largest = max(zoo, key=lambda s: s.n_layers * s.d_model**2)
@@ -101,30 +115,3 @@ def test_sample_texts_respects_budget_and_seed():
     sample = sample_texts(texts, 200, seed=3)
     assert sum(map(len, sample["wiki"])) <= 200 and sample == sample_texts(texts, 200, seed=3)
     assert sample["wiki"] == [t for t in texts["wiki"] if t in sample["wiki"]]  # original order kept
-
-
-@pytest.mark.parametrize(
-    "column, value, expected",
-    [("d_model", "forty", r"line 3: not a valid model spec: column 'd_model': 'forty' is not an integer"),
-     ("lr", "", r"line 3: not a valid model spec: column 'lr': '' is not a number"),
-     ("architecture", "mamba", r"line 3: not a valid model spec: model spec 'llama-xs-instruct': architecture must be one of"),
-     ("mixture", "wiki", r"line 3: not a valid model spec: column 'mixture': 'wiki' is not written corpus:weight,corpus:weight"),
-     ("mixture", "wiki:-1", r"line 3: not a valid model spec: model spec 'llama-xs-instruct': the mixture needs non-negative weights"),
-     ("n_heads", "5", r"line 3: not a valid model spec: model spec 'llama-xs-instruct': d_model 48 is not divisible by n_heads 5")],
-)
-def test_a_malformed_zoo_sheet_is_named_with_its_line(tmp_path, column, value, expected):
-    lines = [line.split("\t") for line in ZOO_SHEET.read_text().splitlines()]
-    lines[2][lines[0].index(column)] = value
-    sheet = tmp_path / "zoo.tsv"
-    sheet.write_text("\n".join("\t".join(line) for line in lines) + "\n")
-    with pytest.raises(ValueError, match=rf"{re.escape(str(sheet))}: {expected}"):
-        read_zoo_sheet(sheet)
-
-
-def test_a_zoo_sheet_without_a_column_is_named(tmp_path):
-    lines = [line.split("\t") for line in ZOO_SHEET.read_text().splitlines()]
-    i = lines[0].index("mixture")
-    sheet = tmp_path / "zoo.tsv"
-    sheet.write_text("\n".join("\t".join(line[:i] + line[i + 1:]) for line in lines) + "\n")
-    with pytest.raises(ValueError, match=rf"{re.escape(str(sheet))}: line 2: not a valid model spec: 'mixture'"):
-        read_zoo_sheet(sheet)

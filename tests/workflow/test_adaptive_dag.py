@@ -5,7 +5,7 @@ import re
 
 import yaml
 
-from conftest import QUICK, REPO, run_snakemake
+from tests.helpers import QUICK, REPO, run_snakemake
 
 PRIOR = {"selection": {**yaml.safe_load((REPO / "config" / "paper.yaml").read_text())["selection"], "adaptive_prior": True}}
 

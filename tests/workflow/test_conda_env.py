@@ -16,7 +16,7 @@ import sys
 
 import yaml
 
-from conftest import REPO, run_snakemake
+from tests.helpers import REPO, run_snakemake
 
 FAKE_CONDA = """#!{python}
 import json, os, sys

@@ -15,7 +15,7 @@ import yaml
 
 from lensllm.selection.adaptive import AdaptiveSettings, first_round_sizes
 
-from conftest import QUICK, REPO, copy_redoing_one_benchmark, make_command, quick_run, run_make, run_snakemake
+from tests.helpers import QUICK, REPO, copy_redoing_one_benchmark, make_command, quick_run, run_make, run_snakemake
 
 MODELS = ["gpt2-xs", "llama-xs", "t5-xs"]
 BENCHMARKS = ["wiki", "debsum", "instruct"]

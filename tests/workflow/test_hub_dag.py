@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, run_snakemake
+from tests.helpers import REPO, run_snakemake
 
 HUB = REPO / "config" / "hub.yaml"
 PROFILE = REPO / "config" / "profiles" / "slurm"
@@ -143,7 +143,7 @@ def test_hub_models_are_pinned_and_fetched_before_their_jobs(tmp_path):
     result = run_snakemake(tmp_path, "-n", "-p", "--configfile", str(HUB), str(overlay), "--", target)
     out = result.stdout + result.stderr
     download = re.search(r"rule download_models:.*?Shell command: (.*?)\n", out, flags=re.S).group(1)
-    finetune = re.search(r"python -m lensllm\.finetune .*", out).group(0)
+    finetune = re.search(r"python -m lensllm\.training\.finetune .*", out).group(0)
     assert "--model gpt2 --out results/hub/downloads/gpt2.json --revision 607a30d783d" in download
     assert "--revision 607a30d783dfa663caf39e06633721c8d4cfcd7e" in finetune
     assert "--method lora" in finetune and "--lora-target-modules c_attn q_proj" in finetune

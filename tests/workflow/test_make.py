@@ -1,24 +1,23 @@
-"""Every Makefile target the README names, run through `make` as a user types it (the long ones as
-dry runs), so that a quoting or argument bug in the Makefile fails here. `make test` is CI itself."""
+"""Every Makefile target the README and docs/development.md name, run through `make` as a user types
+it (the long ones as dry runs), so that a quoting or argument bug in the Makefile fails here.
+`make test` is CI itself."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from conftest import REPO, run_make
+from tests.helpers import REPO, run_make
 
 
-def test_make_paper_with_the_shared_curves_writes_the_tables_and_the_report(tmp_path, published_dir, paper_results):
-    run_make("paper", CURVES_DIR=str(published_dir), ARGS=f"--directory {tmp_path}")
-    out = tmp_path / "results" / "paper"
+def test_make_paper_with_the_shared_curves_writes_the_tables_and_the_report(paper_results):
+    """paper_results is `make paper CURVES_DIR=<the shared curves>` (tests/workflow/conftest.py), the
+    run every paper test checks; test_paper_mode's test_a_finished_run_has_nothing_left_to_do shows
+    that Snakemake with the tests' own options would make the same tables (nothing left to do)."""
+    out = paper_results / "results" / "paper"
     selection = pd.read_csv(out / "selection.tsv", sep="\t")
     assert set(selection["benchmark"]) == {"flan", "gigaword"}
     assert (out / "report.html").stat().st_size > 0
-    # A second run (the paper tests' own, through snakemake) gives byte-identical tables.
-    other = paper_results / "results" / "paper"
-    for table in ["selection.tsv", "fits.tsv", "prediction_error.tsv", "calibration.tsv", *(f"paper/{p.name}" for p in (out / "paper").glob("*.tsv"))]:
-        assert (out / table).read_bytes() == (other / table).read_bytes(), table
     # The coverage select mode prints beside its intervals is what paper mode measures now: the
     # same models covered, and log scores equal up to float noise (the fits' last digits may move
     # between CPUs; a covered model that flips moves a coverage by at least 1/210).
@@ -44,10 +43,15 @@ def test_make_grid_targets_plan_their_run(tmp_path, target, run_name):
 
 
 def test_make_lint_checks_every_mode():
+    """The suite's only lint run: Snakemake's linter in each mode (paper mode included), a dry run
+    of the hub-scale grid, and snakefmt's check of the rule files; make stops at the first failure."""
     result = run_make("lint")
     output = result.stdout + result.stderr  # Snakemake logs to stderr, make echoes to stdout
     assert output.count("Congratulations, your workflow is in a good condition!") == 4
+    for mode in ("quick", "select", "paper"):
+        assert f"--lint --configfile config/{mode}.yaml" in result.stdout, mode
     assert "--dry-run --quiet all --configfile config/hub.yaml" in output
+    assert "snakefmt --check Snakefile rules" in result.stdout  # and it passed: make went on to the end
 
 
 def test_make_bench_runs_to_the_end_on_the_quick_grid(quick_local_results, sources_dir, published_dir):

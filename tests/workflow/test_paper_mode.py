@@ -1,15 +1,14 @@
-"""The paper mode through the real Snakemake command line, on the shared published curves."""
+"""Paper mode on the shared published curves: `make paper`'s run, once per session (paper_results,
+tests/workflow/conftest.py), and the real Snakemake command line."""
 
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
-from conftest import PAPER, REPO, paper_run, run_snakemake
+from tests.helpers import PAPER, REPO, paper_run, run_snakemake
 
 
 def test_paper_mode_writes_every_table_and_figure(paper_results):
@@ -42,13 +41,14 @@ def test_workflow_reproduces_the_published_table(paper_results, reference_table1
 
 
 def test_a_finished_run_has_nothing_left_to_do(paper_results, published_dir):
+    """paper_results is `make paper`'s run: Snakemake itself with the tests' options finding nothing
+    to do there also shows that the Makefile passes the same configuration (the same tables)."""
     result = paper_run(paper_results, published_dir, "-n")
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def test_the_html_report_shows_the_figures_with_captions(paper_results, published_dir):
-    paper_run(paper_results, published_dir, "--report", "results/paper/report.html")
-    html = (paper_results / "results" / "paper" / "report.html").read_text()
+def test_the_html_report_shows_the_figures_with_captions(paper_results):
+    html = (paper_results / "results" / "paper" / "report.html").read_text()  # written by `make paper`
     assert "fits_flan.png" in html and "relacc_vs_flops.png" in html
     assert "AtS phase transition" in html
 
@@ -89,15 +89,8 @@ def test_bad_config_fails_at_start_naming_the_key(tmp_path, override, expected):
     assert expected in result.stdout + result.stderr
 
 
-def test_lint_is_clean_and_rules_are_snakefmt_formatted(tmp_path):
-    lint = run_snakemake(tmp_path, "--lint", "--configfile", PAPER)
-    assert "Congratulations, your workflow is in a good condition!" in lint.stdout + lint.stderr
-    fmt = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "rules"], cwd=REPO, capture_output=True, text=True)
-    assert fmt.returncode == 0, fmt.stderr
-
-
 def test_paper_mode_writes_the_papers_tables_and_figures(paper_results, reference_table1):
-    from lensllm.report.paper import readme_block, readme_table
+    from lensllm.report.paper import page_table, docs_table
 
     out = paper_results / "results" / "paper" / "paper"
     for name in ["table1", "table2", "table3"]:
@@ -114,6 +107,6 @@ def test_paper_mode_writes_the_papers_tables_and_figures(paper_results, referenc
     assert len(merged) == 28 and (merged["value"] - merged["value_released"]).abs().max() <= 1e-4
     for name, n in [("ablation_hyper", 210), ("ablation_size", 448)]:
         assert len(pd.read_csv(out / f"{name}.tsv", sep="\t")) == n
-    # the README's paper-mode table is generated from this run (python -m lensllm.report.paper readme)
+    # the paper-mode table of docs/paper-mode.md is generated from this run (python -m lensllm.report.paper docs)
     selection = pd.read_csv(paper_results / "results" / "paper" / "selection.tsv", sep="\t")
-    assert readme_block((REPO / "README.md").read_text()) == readme_table(selection)
+    assert page_table((REPO / "docs" / "paper-mode.md").read_text()) == docs_table(selection)

@@ -7,7 +7,7 @@ import json
 import re
 import subprocess
 
-from conftest import QUICK, snakemake_command, write_python_killed_once
+from tests.helpers import QUICK, snakemake_command, write_python_killed_once
 
 TARGET = "results/quick/finetune/debsum/llama-xs/0.json"
 

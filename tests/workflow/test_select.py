@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import QUICK, REPO, run_snakemake
+from tests.helpers import QUICK, REPO, run_snakemake
 
 BENCHMARKS = ["wiki", "debsum", "instruct"]
 METHODS = ["AtS", "RectifiedFit", "VanillaFit", "LensLLM"]
@@ -38,7 +38,7 @@ def user_data(path, examples):
 def planned_finetune_sizes(stdout: str) -> list[int]:
     """Every size a `python -m lensllm.training.finetune` command of a dry run (-p) would fine-tune on."""
     sizes = []
-    for command in re.findall(r"python -m lensllm\.finetune .*", stdout):
+    for command in re.findall(r"python -m lensllm\.training\.finetune .*", stdout):
         sizes += [int(s) for s in re.search(r"--size ((?:\d+ ?)+)", command).group(1).split()]
     return sizes
 
@@ -108,7 +108,7 @@ def test_select_mode_recommends_against_the_quick_grid_truth(select_run, quick_l
         lines.append(f"{benchmark}: pick {pick} (true best {min(true, key=true.get)}), RelAcc {relaccs[-1]:.2f}")
     coverage = {m: float(np.mean(c)) for m, c in covered.items()}
     print("\n".join(lines), "\ncoverage of the 80% intervals at N = 256 on the quick grid:", coverage)
-    # The coverage is reported (here and in the README), not held to a threshold: nine forecasts
+    # The coverage is reported (here and in docs/select-mode.md), not held to a threshold: nine forecasts
     # per method share each benchmark's bend beyond the budget, so one model flipping moves it by
     # 11 points, and the last digits of the fine-tunes (which differ between CPUs) flip models.
     assert np.mean(relaccs) >= 0.9, lines

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import QUICK, REPO, run_snakemake
+from tests.helpers import QUICK, REPO, run_snakemake
 
 SELECT = str(REPO / "config" / "select.yaml")
 

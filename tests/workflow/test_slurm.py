@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import QUICK, REPO, copy_redoing_one_benchmark, snakemake_command, write_python_killed_once
+from tests.helpers import QUICK, REPO, copy_redoing_one_benchmark, snakemake_command, write_python_killed_once
 
 SLURM = REPO / "tests" / "slurm"
 PROFILE = REPO / "config" / "profiles" / "slurm"

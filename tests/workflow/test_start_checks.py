@@ -1,4 +1,5 @@
-"""Checks at start, before any job: an unknown benchmark, and a `python` that cannot run the jobs."""
+"""Checks at start, before any job: a `python` on PATH that cannot run the jobs (the check itself
+and the other start checks are unit-tested in tests/unit/test_pipeline.py)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,7 @@ import os
 import subprocess
 import sys
 
-from conftest import QUICK, REPO, run_snakemake
-
-
-def test_an_unknown_benchmark_stops_the_run_at_start_naming_the_key_and_the_known_ones(tmp_path):
-    result = run_snakemake(tmp_path, "-n", "--configfile", QUICK, "--config", 'benchmarks=["nosuch"]', check=False)
-    output = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert "key 'benchmarks': unknown benchmark(s) ['nosuch']; known: ['wiki', 'debsum', 'instruct']" in output
-    assert "rule " not in output  # nothing was planned
+from tests.helpers import QUICK, REPO
 
 
 def test_snakemake_outside_the_environment_stops_at_start_with_the_fix(tmp_path):

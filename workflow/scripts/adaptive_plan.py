@@ -1,9 +1,9 @@
 """Snakemake adapter: round 0's fine-tunes -> round 1's purchases of every budget (JSON)."""
 
-from lensllm.selection.adaptive import plan_rounds, write_plans
 from lensllm.curves.collect import read_job
 from lensllm.logs import log_to
 from lensllm.selection import SelectionSettings
+from lensllm.selection.adaptive import plan_rounds, write_plans
 
 log_to(snakemake.log[0])
 settings = SelectionSettings(**snakemake.params.settings)

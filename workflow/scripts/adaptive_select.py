@@ -1,10 +1,10 @@
 """Snakemake adapter: round 0 + the sizes round 1 bought -> Adaptive's selection at every budget."""
 
-from lensllm.selection.adaptive import first_round_sizes, read_plans, selection_of
-from lensllm.selection.evaluation import write_selections
 from lensllm.curves.collect import read_job
 from lensllm.logs import log_to
 from lensllm.selection import SelectionSettings
+from lensllm.selection.adaptive import first_round_sizes, read_plans, selection_of
+from lensllm.selection.evaluation import write_selections
 
 log_to(snakemake.log[0])
 settings = SelectionSettings(**snakemake.params.settings)

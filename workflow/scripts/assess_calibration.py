@@ -1,10 +1,11 @@
 """Snakemake adapter: loss table (+ model terms on our grid) -> coverage and log score of each
 predicting method's intervals at every budget (TSV)."""
 
-from lensllm.selection.evaluation import terms_of_inputs, write_tsv
-from lensllm.logs import log_to
+from lensllm.atomic import write_tsv
 from lensllm.curves.losstable import read_losstable
+from lensllm.logs import log_to
 from lensllm.selection import SelectionSettings
+from lensllm.selection.evaluation import terms_of_inputs
 from lensllm.selection.uncertainty import UncertaintySettings, calibration
 
 log_to(snakemake.log[0])

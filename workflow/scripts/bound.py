@@ -3,12 +3,13 @@
 
 import pandas as pd
 
-from lensllm.selection.evaluation import ats_transitions, write_tsv
-from lensllm.atomic import write_text
-from lensllm.probes.bound import bound_correlation, bound_markdown, bound_terms, plot_bound
+from lensllm.atomic import write_text, write_tsv
 from lensllm.curves.collect import read_runs
-from lensllm.logs import log_to
 from lensllm.curves.losstable import read_losstable
+from lensllm.logs import log_to
+from lensllm.probes.bound import bound_correlation, bound_terms, phase_crossover
+from lensllm.report.bound import bound_markdown, plot_bound
+from lensllm.selection.evaluation import ats_transitions
 
 
 def terms_of(losses, runs, benchmark):
@@ -26,4 +27,4 @@ else:
     correlation = bound_correlation(terms)
     write_tsv(terms, snakemake.output.terms)
     write_tsv(correlation, snakemake.output.correlation)
-    write_text(snakemake.output.md, bound_markdown(terms, correlation))
+    write_text(snakemake.output.md, bound_markdown(terms, correlation, phase_crossover(terms)))

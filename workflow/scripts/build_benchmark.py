@@ -1,6 +1,6 @@
 """Snakemake adapter: raw sources, a hub dataset or the user's own files -> one benchmark file (fixed test split, seeded train order).
 
-`params.user`, when set, is a dict of keyword arguments of `lensllm.data.benchmark.load_user_benchmark`
+`params.user`, when set, is a dict of keyword arguments of `lensllm.data.user.load_user_benchmark`
 (train_file, source_field/target_field or text_field, test_file, test_size, max_train, min_train,
 ...); `params.test_size`, `params.max_train` and `params.seed` fill the ones it leaves out, and the
 benchmark is named after the wildcard.
@@ -8,7 +8,10 @@ benchmark is named after the wildcard.
 
 import logging
 
-from lensllm.data.benchmark import build_benchmark, load_hub_benchmark, load_user_benchmark, write_benchmark
+from lensllm.data.benchmark import write_benchmark
+from lensllm.data.builders import build_benchmark
+from lensllm.data.hub import load_hub_benchmark
+from lensllm.data.user import load_user_benchmark
 from lensllm.logs import log_to
 
 log_to(snakemake.log[0])

@@ -1,9 +1,10 @@
 """Snakemake adapter: job JSONs of one benchmark -> loss table, measured FLOPs, per-model facts, runs."""
 
-from lensllm.selection.evaluation import write_flops, write_tsv
+from lensllm.atomic import write_tsv
 from lensllm.curves.collect import collect_grid, energy_of
-from lensllm.logs import log_to
+from lensllm.curves.cost import write_flops
 from lensllm.curves.losstable import restrict_params, write_losstable
+from lensllm.logs import log_to
 
 log_to(snakemake.log[0])
 table, flops, facts, runs = collect_grid(snakemake.input, snakemake.wildcards.benchmark, snakemake.params.families)

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from lensllm.selection.evaluation import write_tsv
+from lensllm.atomic import write_tsv
 from lensllm.logs import log_to
 
 log_to(snakemake.log[0])

@@ -1,9 +1,8 @@
 """Snakemake adapter: loss table + cost config -> analytic FLOPs of every (model, size) fine-tune."""
 
-from lensllm.selection.evaluation import write_flops
-from lensllm.curves.cost import CostModel, analytic_flops
-from lensllm.logs import log_to
+from lensllm.curves.cost import CostModel, analytic_flops, write_flops
 from lensllm.curves.losstable import read_losstable
+from lensllm.logs import log_to
 
 log_to(snakemake.log[0])
 table = read_losstable(snakemake.input[0], snakemake.wildcards.benchmark)

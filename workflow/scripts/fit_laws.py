@@ -2,9 +2,10 @@
 
 import logging
 
-from lensllm.selection.evaluation import fit_all_laws, write_tsv
-from lensllm.logs import log_to
+from lensllm.atomic import write_tsv
 from lensllm.curves.losstable import read_losstable
+from lensllm.logs import log_to
+from lensllm.selection.evaluation import fit_all_laws
 
 log_to(snakemake.log[0])
 fits = fit_all_laws(read_losstable(snakemake.input[0], snakemake.wildcards.benchmark), snakemake.params.laws, snakemake.params.seed)

@@ -2,10 +2,9 @@
 
 import pandas as pd
 
-from lensllm.selection.evaluation import write_tsv
-from lensllm.atomic import write_text
-from lensllm.logs import log_to
+from lensllm.atomic import write_text, write_tsv
 from lensllm.curves.losstable import read_losstable
+from lensllm.logs import log_to
 from lensllm.report.paper import rmsd_latex, rmsd_markdown, rmsd_table
 
 log_to(snakemake.log[0])

@@ -2,8 +2,7 @@
 
 import pandas as pd
 
-from lensllm.selection.evaluation import write_tsv
-from lensllm.atomic import write_text
+from lensllm.atomic import write_text, write_tsv
 from lensllm.logs import log_to
 from lensllm.selection.recommend import RECOMMENDATION_HEADER
 

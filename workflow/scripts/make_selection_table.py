@@ -3,8 +3,7 @@
 
 import pandas as pd
 
-from lensllm.selection.evaluation import write_tsv
-from lensllm.atomic import write_text
+from lensllm.atomic import write_text, write_tsv
 from lensllm.logs import log_to
 from lensllm.report.run import prediction_markdown, rmse_by_model, write_selection_tables
 

@@ -1,10 +1,10 @@
 """Snakemake adapter: loss table + runs table -> loss and Hessian trace vs D, AtS transitions marked."""
 
-from lensllm.selection.evaluation import ats_transitions
 from lensllm.curves.collect import read_runs
-from lensllm.logs import log_to
 from lensllm.curves.losstable import read_losstable
-from lensllm.report.run import plot_hessian
+from lensllm.logs import log_to
+from lensllm.report.run_figures import plot_hessian
+from lensllm.selection.evaluation import ats_transitions
 
 log_to(snakemake.log[0])
 table = read_losstable(snakemake.input.losses, snakemake.wildcards.benchmark)

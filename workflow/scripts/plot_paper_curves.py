@@ -2,10 +2,10 @@
 
 import pandas as pd
 
-from lensllm.selection.evaluation import ats_transitions
-from lensllm.logs import log_to
 from lensllm.curves.losstable import read_losstable
-from lensllm.report.run import plot_fit_curves
+from lensllm.logs import log_to
+from lensllm.report.run_figures import plot_fit_curves
+from lensllm.selection.evaluation import ats_transitions
 
 log_to(snakemake.log[0])
 table = read_losstable(snakemake.input.losses, snakemake.wildcards.benchmark)

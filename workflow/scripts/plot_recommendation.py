@@ -1,12 +1,12 @@
 """Snakemake adapter: loss table up to the budget -> the figure of each candidate's forecast out to N."""
 
-from lensllm.selection.evaluation import terms_of_inputs
-from lensllm.logs import log_to
 from lensllm.curves.losstable import read_losstable
-from lensllm.training.plan import read_plan
-from lensllm.report.run import plot_recommendation
+from lensllm.logs import log_to
+from lensllm.report.run_figures import plot_recommendation
 from lensllm.selection import SelectionSettings
+from lensllm.selection.evaluation import terms_of_inputs
 from lensllm.selection.uncertainty import UncertaintySettings
+from lensllm.training.plan import read_plan
 
 log_to(snakemake.log[0])
 inputs, params = snakemake.input, snakemake.params

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from lensllm.logs import log_to
-from lensllm.report.run import plot_metric_cost, plot_pearcorr
+from lensllm.report.run_figures import plot_metric_cost, plot_pearcorr
 
 log_to(snakemake.log[0])
 selection = pd.read_csv(snakemake.input[0], sep="\t")

@@ -1,13 +1,14 @@
 """Snakemake adapter: loss table up to the budget + measured FLOPs -> the recommendation of one benchmark."""
 
-from lensllm.selection.evaluation import read_energy, read_flops, terms_of_inputs, write_tsv
-from lensllm.atomic import write_text
-from lensllm.logs import log_to
+from lensllm.atomic import write_text, write_tsv
+from lensllm.curves.cost import read_energy, read_flops
 from lensllm.curves.losstable import read_losstable
-from lensllm.training.plan import plan_summary, read_plan
-from lensllm.selection.recommend import read_coverage, recommend, recommendation_frame, recommendation_markdown
+from lensllm.logs import log_to
 from lensllm.selection import SelectionSettings
+from lensllm.selection.evaluation import terms_of_inputs
+from lensllm.selection.recommend import read_coverage, recommend, recommendation_frame, recommendation_markdown
 from lensllm.selection.uncertainty import UncertaintySettings
+from lensllm.training.plan import plan_summary, read_plan
 
 log_to(snakemake.log[0])
 inputs, params = snakemake.input, snakemake.params

@@ -1,8 +1,8 @@
 """Snakemake adapter: loss tables -> one ablation of Lin et al. (2024): AtS's k and delta, or the size constraint."""
 
-from lensllm.selection.evaluation import write_tsv
-from lensllm.logs import log_to
+from lensllm.atomic import write_tsv
 from lensllm.curves.losstable import read_losstable
+from lensllm.logs import log_to
 from lensllm.report.paper import AblationSettings, ablation_hyper, ablation_size
 from lensllm.selection import SelectionSettings
 

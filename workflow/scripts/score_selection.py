@@ -1,16 +1,11 @@
 """Snakemake adapter: selections + loss table + FLOPs (and energy) -> PearCorr, RelAcc, FLOPs, energy
 and prediction errors."""
 
-from lensllm.selection.evaluation import (
-    prediction_errors_by_model,
-    read_energy,
-    read_flops,
-    read_selections,
-    score_selections,
-    write_tsv,
-)
-from lensllm.logs import log_to
+from lensllm.atomic import write_tsv
+from lensllm.curves.cost import read_energy, read_flops
 from lensllm.curves.losstable import read_losstable
+from lensllm.logs import log_to
+from lensllm.selection.evaluation import prediction_errors_by_model, read_selections, score_selections
 
 log_to(snakemake.log[0])
 table = read_losstable(snakemake.input.losses, snakemake.wildcards.benchmark)

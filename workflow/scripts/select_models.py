@@ -3,10 +3,10 @@
 On our grid Adaptive ran its own rounds (rules/adaptive.smk): its selections are read, not recomputed.
 """
 
-from lensllm.selection.evaluation import read_selections, run_selectors, terms_of_inputs, write_selections
-from lensllm.logs import log_to
 from lensllm.curves.losstable import read_losstable
+from lensllm.logs import log_to
 from lensllm.selection import SelectionSettings
+from lensllm.selection.evaluation import read_selections, run_selectors, terms_of_inputs, write_selections
 
 log_to(snakemake.log[0])
 table = read_losstable(snakemake.input.losses, snakemake.wildcards.benchmark)

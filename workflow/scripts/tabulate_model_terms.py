@@ -2,9 +2,9 @@
 
 import pandas as pd
 
+from lensllm.atomic import write_tsv
 from lensllm.curves.terms import ntk_summary, read_ntk, read_weight_metrics, weights_summary
 from lensllm.logs import log_to
-from lensllm.selection.evaluation import write_tsv
 
 log_to(snakemake.log[0])
 write_tsv(pd.DataFrame([ntk_summary(read_ntk(p)) for p in snakemake.input.ntk]), snakemake.output.ntk)

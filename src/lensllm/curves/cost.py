@@ -10,12 +10,20 @@ Energy, beside FLOPs on our grid: the joules each fine-tune used, as its job mea
 (`lensllm.training.device.EnergyMeter`: NVML on NVIDIA GPUs, RAPL on CPUs that expose it), None where no
 counter was readable. A sum over fine-tunes is None as soon as one of them is: a partial sum
 would pass for the whole.
+
+A FLOPs table is written as TSV (`write_flops`: model, size, flops, and on our grid energy_joules)
+and read back by `read_flops` and `read_energy`.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Iterable, Mapping
+
+import pandas as pd
+
+from lensllm.atomic import write_tsv
 
 
 @dataclass(frozen=True)
@@ -62,3 +70,29 @@ def full_tuning_flops(models: Iterable[str], target: int, flops: FlopsTable) -> 
 def cost_reduction(flops: float, full_flops: float) -> float:
     """1 - flops / full_flops: the fraction of FullTuning's compute a method saves."""
     return 1.0 - flops / full_flops
+
+
+def write_flops(flops_of: FlopsTable, path: str | os.PathLike, energy: EnergyTable | None = None) -> None:
+    """Write a FLOPs table (model, size, flops) as TSV; with `energy` (our grid) an `energy_joules`
+    column beside it, empty where the job could read no energy counter."""
+    rows = [(m, s, f) for (m, s), f in flops_of.items()]
+    frame = pd.DataFrame(rows, columns=["model", "size", "flops"])
+    if energy is not None:
+        frame["energy_joules"] = [energy.get(key) for key in flops_of]
+    write_tsv(frame, path)
+
+
+def read_energy(path: str | os.PathLike) -> dict[tuple[str, int], float | None]:
+    """The `energy_joules` of each (model, size) of a FLOPs table (None where empty); {} when the
+    table has no energy column (published curves)."""
+    frame = pd.read_csv(path, sep="\t", dtype={"model": str})
+    if "energy_joules" not in frame.columns:
+        return {}
+    return {(m, int(s)): None if pd.isna(e) else float(e)
+            for m, s, e in zip(frame["model"], frame["size"], frame["energy_joules"])}
+
+
+def read_flops(path: str | os.PathLike) -> dict[tuple[str, int], float]:
+    """Read a FLOPs table written by `write_flops`."""
+    frame = pd.read_csv(path, sep="\t", dtype={"model": str})
+    return {(m, int(s)): float(f) for m, s, f in zip(frame["model"], frame["size"], frame["flops"])}

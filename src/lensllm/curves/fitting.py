@@ -79,11 +79,6 @@ class FitResult:
         return values
 
 
-def fit_law(law: Law, sizes, losses, *, weights=None, seed: int = 0, **starts) -> FitResult:
-    """Fit `law` to one curve (sizes, losses); see `fit_curves`."""
-    return fit_curves(law, [sizes], [losses], weights=None if weights is None else [weights], seed=seed, **starts)[0]
-
-
 def fit_curves(
     law: Law,
     sizes: Sequence,

@@ -21,14 +21,9 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 
-from lensllm.atomic import write_text
+from lensllm.atomic import write_json
 
 Record = TypeVar("Record")
-
-
-def write_record(record: Any, path: str | os.PathLike) -> None:
-    """Write a frozen dataclass record as indented JSON, atomically."""
-    write_text(path, json.dumps(asdict(record), indent=1) + "\n")
 
 
 def read_record(path: str | os.PathLike, build: Callable[[dict[str, Any]], Record], what: str) -> Record:
@@ -107,7 +102,7 @@ def ntk_summary(term: NtkTerm) -> dict[str, Any]:
 
 def write_ntk(term: NtkTerm, path: str | os.PathLike) -> None:
     """Write an NTK term as JSON, atomically."""
-    write_record(term, path)
+    write_json(asdict(term), path)
 
 
 def read_ntk(path: str | os.PathLike) -> NtkTerm:
@@ -158,7 +153,7 @@ def weights_summary(metrics: WeightMetrics) -> dict[str, float | int | str]:
 
 def write_weight_metrics(metrics: WeightMetrics, path: str | os.PathLike) -> None:
     """Write a model's weight metrics as JSON, atomically."""
-    write_record(metrics, path)
+    write_json(asdict(metrics), path)
 
 
 def read_weight_metrics(path: str | os.PathLike) -> WeightMetrics:

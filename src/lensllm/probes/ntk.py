@@ -39,19 +39,22 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lensllm.curves.terms import NtkTerm, write_ntk
+from lensllm.training.cli import exit_on_error
+from lensllm.training.device import PRECISIONS, add_gpu_slot_options, claim_gpu_slot_option
+from lensllm.training.loading import add_model_options
+from lensllm.training.tokens import add_benchmark_options, read_benchmark_option
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel
 
     from lensllm.data.benchmark import Benchmark
-    from lensllm.training.finetune import FinetuneConfig
+    from lensllm.training.settings import FinetuneConfig
 
 DEFAULT_MAX_PARAMS = 5_000_000
 
@@ -113,7 +116,7 @@ def empirical_ntk(
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from lensllm.training.finetune import collate_rows, token_loss
+    from lensllm.training.tokens import collate_rows, token_loss
 
     width = sum(p.numel() for p in params)
     gradients = torch.empty(len(rows), width, dtype=torch.float32)
@@ -165,7 +168,9 @@ def compute_ntk(
     import torch
 
     from lensllm.training.device import resolve_device, resolve_precision
-    from lensllm.training.finetune import FinetuneConfig, encode_examples, load_model
+    from lensllm.training.loading import load_model
+    from lensllm.training.settings import FinetuneConfig
+    from lensllm.training.tokens import encode_examples
 
     start = time.perf_counter()
     device = resolve_device(device, "ntk.device")
@@ -211,55 +216,35 @@ def compute_ntk(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: measure one model's NTK term on one benchmark and write it as JSON."""
-    from lensllm.training.finetune import PAD_CHOICES, FinetuneConfig, ModelLoadError
+    from lensllm.training.loading import ModelLoadError
+    from lensllm.training.settings import FinetuneConfig
 
-    defaults = FinetuneConfig()
     parser = argparse.ArgumentParser(prog="python -m lensllm.probes.ntk", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="hub name or local directory given to from_pretrained")
-    parser.add_argument("--model-name", help="path-safe slug recorded as `model` (default: --model)")
-    parser.add_argument("--benchmark", required=True, help="benchmark file written by lensllm.data.benchmark")
+    add_model_options(parser)
+    add_benchmark_options(parser)
     parser.add_argument("--out", required=True, help="the NTK term JSON to write")
     parser.add_argument("--eta", type=float, required=True, help="the fine-tuning learning rate")
     parser.add_argument("--probes", type=int, default=32, help="probe examples (default 32)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the probe sample")
     parser.add_argument("--max-params", type=int, default=DEFAULT_MAX_PARAMS,
                         help="above this many parameters, use the subset at the output end")
-    parser.add_argument("--max-len-source", type=int, default=defaults.max_len_source)
-    parser.add_argument("--max-len-target", type=int, default=defaults.max_len_target)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--pad-token", choices=PAD_CHOICES, help="pad with this token if the tokenizer has none")
-    parser.add_argument("--gguf-file", help="a GGUF file in the model directory to load")
-    parser.add_argument("--revision", help="hub commit, branch or tag of --model")
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (ntk.device)")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="autocast of the passes (finetune.precision)")
-    parser.add_argument("--gpu-slots", type=int, default=0, help="claim one of this many GPU slots (a workstation)")
-    parser.add_argument("--gpu-lock-dir", default=".gpu_slots", help="directory of the GPU slot locks of the run")
+    add_gpu_slot_options(parser)
     args = parser.parse_args(argv)
     if args.probes < 2 or args.eta <= 0 or args.max_params < 1:
         parser.error("--probes >= 2, --eta > 0 and --max-params >= 1 are required")
-    if not Path(args.benchmark).is_file():
-        parser.error(f"--benchmark {args.benchmark}: no such file")
-    if args.gpu_slots:  # before torch starts CUDA
-        from lensllm.training.device import claim_gpu_slot
-
-        try:
-            claim_gpu_slot(args.gpu_slots, args.gpu_lock_dir)
-        except (ValueError, TimeoutError) as err:
-            parser.error(str(err))
-    from lensllm.data.benchmark import read_benchmark
-
-    benchmark = read_benchmark(args.benchmark)
+    benchmark = read_benchmark_option(parser, args)
+    slot = claim_gpu_slot_option(parser, args)  # noqa: F841 (before torch starts CUDA; the lock is held while `slot` lives)
     config = FinetuneConfig(max_len_source=args.max_len_source, max_len_target=args.max_len_target,
                             threads=args.threads, pad_token=args.pad_token)
-    try:
+    with exit_on_error(ModelLoadError, ValueError):
         term = compute_ntk(args.model, benchmark, eta=args.eta, n_probes=args.probes, seed=args.seed,
                            max_params=args.max_params, finetune_config=config, model_name=args.model_name,
                            gguf_file=args.gguf_file, revision=args.revision, device=args.device,
                            precision=args.precision)
-    except (ModelLoadError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     write_ntk(term, args.out)
     print(f"{term.model} {term.benchmark}: NTK on {term.n_probes} probes, {term.params_used:,} of "
           f"{term.params_total:,} parameters, trace {sum(term.eigenvalues):.4g}, F(0) {float(term.f(0.0)):.4g}, "

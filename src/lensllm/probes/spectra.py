@@ -41,6 +41,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lensllm.curves.terms import PowerLawFit, WeightMetrics, write_weight_metrics
+from lensllm.training.cli import exit_on_error
+from lensllm.training.device import add_gpu_slot_options, claim_gpu_slot_option
+from lensllm.training.loading import add_model_options
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -114,33 +117,20 @@ def weight_metrics(name: str, layers: Sequence[tuple[str, np.ndarray]], min_tail
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: load a model, measure its weight spectra, write the metrics JSON."""
-    from lensllm.training.finetune import ModelLoadError, load_model
+    from lensllm.training.device import resolve_device
+    from lensllm.training.loading import load_model
 
     parser = argparse.ArgumentParser(prog="python -m lensllm.probes.spectra", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="hub name or local directory given to from_pretrained")
-    parser.add_argument("--model-name", help="path-safe slug recorded as `model` (default: --model)")
+    add_model_options(parser)
     parser.add_argument("--out", required=True, help="the metrics JSON to write")
-    parser.add_argument("--pad-token", choices=("eos",), help="pad with this token if the tokenizer has none")
-    parser.add_argument("--gguf-file", help="a GGUF file in the model directory to load")
-    parser.add_argument("--revision", help="hub commit, branch or tag of --model")
     parser.add_argument("--device", default="cpu", help="where the SVDs run: auto, cpu, cuda, cuda:N, mps (ntk.device)")
-    parser.add_argument("--gpu-slots", type=int, default=0, help="claim one of this many GPU slots (a workstation)")
-    parser.add_argument("--gpu-lock-dir", default=".gpu_slots", help="directory of the GPU slot locks of the run")
+    add_gpu_slot_options(parser)
     args = parser.parse_args(argv)
-    from lensllm.training.device import claim_gpu_slot, resolve_device
-
-    if args.gpu_slots:  # before torch starts CUDA
-        try:
-            claim_gpu_slot(args.gpu_slots, args.gpu_lock_dir)
-        except (ValueError, TimeoutError) as err:
-            parser.error(str(err))
-    try:
+    slot = claim_gpu_slot_option(parser, args)  # noqa: F841 (before torch starts CUDA; the lock is held while `slot` lives)
+    with exit_on_error(ValueError):  # ModelLoadError included
         device = resolve_device(args.device, "ntk.device")
         loaded = load_model(args.model, pad_token=args.pad_token, name=args.model_name, gguf_file=args.gguf_file,
                             revision=args.revision)
-    except ValueError as err:  # ModelLoadError included
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     metrics = weight_metrics(loaded.name, layer_weights(loaded.model), device=device)
     write_weight_metrics(metrics, args.out)
     print(f"{metrics.model}: {len(metrics.layers)} layers, alpha {metrics.alpha:.3f}, "

@@ -1,4 +1,4 @@
-"""The tables and figures of Lin et al. (2024), "Selecting Large Language Model to Fine-tune via
+"""The tables of Lin et al. (2024), "Selecting Large Language Model to Fine-tune via
 Rectified Scaling Law", rebuilt from our selectors and loss tables (no code path of their own).
 
 Every value is a fraction, as in the authors' released results (``rsl-*.csv``); the Markdown and
@@ -22,12 +22,12 @@ PearCorr = Pearson r between a method's per-model score and the true target loss
 scored); RelAcc = (L_worst - L_selected) / (L_worst - L_best) over the true target losses of every
 candidate (`lensllm.curves.metrics`, divided by 100 here).
 
-The figures (`plot_*`) use the Agg backend with a fixed size and dpi, as `lensllm.report.run`.
+The Markdown and LaTeX of Tables 1 and 2 are rendered by `lensllm.report.tables` (as the run's
+selection table); the figures are `lensllm.report.paper_figures`.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -37,6 +37,7 @@ import pandas as pd
 from lensllm.curves.losstable import LossTable, restrict_params
 from lensllm.curves.metrics import pearcorr, relacc
 from lensllm.curves.budgets import budgets_for
+from lensllm.report.tables import number, table1_latex, table1_layout, table1_markdown, tex
 from lensllm.selection.registry import Selection, SelectionSettings, run_selector
 
 TABLE1_METHODS = ("AtS", "ZeroShot", "SubTuning", "ModelSize")
@@ -152,68 +153,21 @@ def rmsd_table(fits: pd.DataFrame, tables: Sequence[LossTable] = ()) -> pd.DataF
 # --- rendering -----------------------------------------------------------------------------------
 
 
-def _pct(value: float) -> str:
-    return "—" if not np.isfinite(value) else f"{100.0 * value:.1f}"
-
-
-def _ranked(values: Mapping, best: int = 2) -> dict:
-    """Rank 1 and 2 (highest) of `values` (ties share a rank), on the printed one-decimal values."""
-    shown = {k: round(100.0 * v, 1) for k, v in values.items() if np.isfinite(v)}
-    distinct = sorted(set(shown.values()), reverse=True)
-    return {k: distinct.index(v) + 1 for k, v in shown.items() if distinct.index(v) < best}
-
-
-def _layout(table: pd.DataFrame):
-    benchmarks = list(dict.fromkeys(table["benchmark"]))
-    methods = list(dict.fromkeys(table["method"]))
-    wide = table.pivot_table(index=["metric", "ratio"], columns=["benchmark", "method"], values="value", sort=False)
-    columns = [(b, m) for b in benchmarks for m in methods if (b, m) in wide.columns]
-    order = sorted(wide.index, key=lambda mr: (mr[0] != "PearCorr", mr[1]))
-    return wide.loc[order, columns], benchmarks
-
-
-def _row_ranks(row: pd.Series, columns, benchmarks: Sequence[str]) -> dict:
-    """The best (1) and second (2) cell of a table row within each benchmark's columns."""
-    ranks = {}
-    for b in benchmarks:
-        ranks.update(_ranked({c: row[c] for c in columns if c[0] == b}))
-    return ranks
+def _layout(table: pd.DataFrame) -> pd.DataFrame:
+    """Table 1's layout (`lensllm.report.tables`) of a paper table: PearCorr's rows first, ratios ascending."""
+    wide = table1_layout(table)
+    return wide.loc[sorted(wide.index, key=lambda mr: (mr[0] != "PearCorr", mr[1]))]
 
 
 def table_markdown(table: pd.DataFrame, title: str) -> str:
     """A paper table (rows metric-ratio, columns benchmark-method) as Markdown, x100, the best of a
     row per benchmark in bold and the second underlined."""
-    wide, benchmarks = _layout(table)
-    lines = [f"# {title}", "", "| Metric | Ratio | " + " | ".join(f"{b} {m}" for b, m in wide.columns) + " |",
-             "|" + "---|" * (len(wide.columns) + 2)]
-    for (metric, ratio), row in wide.iterrows():
-        ranks = _row_ranks(row, wide.columns, benchmarks)
-        cells = [_mark(_pct(row[c]), ranks.get(c), "**{}**", "<u>{}</u>") for c in wide.columns]
-        lines.append(f"| {metric} | 1/{ratio} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return f"# {title}\n\n" + table1_markdown(_layout(table), scale=100.0)
 
 
 def table_latex(table: pd.DataFrame) -> str:
     """A paper table as a booktabs tabular: a column group per benchmark, as in the paper."""
-    wide, benchmarks = _layout(table)
-    spans = [(b, sum(1 for c in wide.columns if c[0] == b)) for b in benchmarks]
-    lines = ["\\begin{tabular}{ll" + "r" * len(wide.columns) + "}", "\\toprule",
-             " & & " + " & ".join(f"\\multicolumn{{{n}}}{{c}}{{{_tex(b)}}}" for b, n in spans) + " \\\\",
-             "Metric & Ratio & " + " & ".join(_tex(m) for _, m in wide.columns) + " \\\\", "\\midrule"]
-    for (metric, ratio), row in wide.iterrows():
-        ranks = _row_ranks(row, wide.columns, benchmarks)
-        cells = [_mark(_pct(row[c]), ranks.get(c), "\\textbf{{{}}}", "\\underline{{{}}}") for c in wide.columns]
-        lines.append(f"{metric} & 1/{ratio} & " + " & ".join(cells) + " \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}"]
-    return "\n".join(lines).replace("—", "--") + "\n"
-
-
-def _mark(text: str, rank: int | None, bold: str, underline: str) -> str:
-    return bold.format(text) if rank == 1 else underline.format(text) if rank == 2 else text
-
-
-def _tex(text: str) -> str:
-    return str(text).replace("_", "\\_").replace("&", "\\&").replace("%", "\\%")
+    return table1_latex(_layout(table), scale=100.0)
 
 
 def _rmsd_wide(rmsd: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -221,6 +175,16 @@ def _rmsd_wide(rmsd: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     wide = rmsd.pivot_table(index="model", columns="benchmark", values=["rectified", "vanilla"], sort=False, dropna=False)
     models = list(dict.fromkeys(rmsd["model"]))
     return wide.loc[models], benchmarks
+
+
+def _rmsd_cells(row: pd.Series, benchmarks: Sequence[str], bold: str) -> list[str]:
+    """Each benchmark's RMSD of the rectified and the vanilla law x 10^3, the smaller formatted by `bold`."""
+    cells = []
+    for b in benchmarks:
+        pair = (row[("rectified", b)], row[("vanilla", b)])
+        better = int(np.nanargmin(pair)) if np.isfinite(pair).any() else -1
+        cells += [(bold if i == better else "{}").format(number(1000.0 * v, ".2f")) for i, v in enumerate(pair)]
+    return cells
 
 
 def rmsd_markdown(rmsd: pd.DataFrame) -> str:
@@ -232,12 +196,7 @@ def rmsd_markdown(rmsd: pd.DataFrame) -> str:
              "Each law fitted to every non-zero size of each model's curve (`fits.tsv`).", "",
              f"| Model | {header} |", "|" + "---|" * (2 * len(benchmarks) + 1)]
     for model, row in [*wide.iterrows(), ("**Mean**", wide.mean())]:
-        cells = []
-        for b in benchmarks:
-            pair = (row[("rectified", b)], row[("vanilla", b)])
-            better = int(np.nanargmin(pair)) if np.isfinite(pair).any() else -1
-            cells += [("**{}**" if i == better else "{}").format(_milli(v)) for i, v in enumerate(pair)]
-        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        lines.append(f"| {model} | " + " | ".join(_rmsd_cells(row, benchmarks, "**{}**")) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -245,30 +204,21 @@ def rmsd_latex(rmsd: pd.DataFrame) -> str:
     """Table 3 as a booktabs tabular (x 10^-3), a column pair per benchmark, the mean last."""
     wide, benchmarks = _rmsd_wide(rmsd)
     lines = ["\\begin{tabular}{l" + "rr" * len(benchmarks) + "}", "\\toprule",
-             " & " + " & ".join(f"\\multicolumn{{2}}{{c}}{{{_tex(b)}}}" for b in benchmarks) + " \\\\",
+             " & " + " & ".join(f"\\multicolumn{{2}}{{c}}{{{tex(b)}}}" for b in benchmarks) + " \\\\",
              "Model & " + " & ".join("Rectified & Vanilla" for _ in benchmarks) + " \\\\", "\\midrule"]
     for model, row in [*wide.iterrows(), ("Mean", wide.mean())]:
         if model == "Mean":
             lines.append("\\midrule")
-        cells = []
-        for b in benchmarks:
-            pair = (row[("rectified", b)], row[("vanilla", b)])
-            better = int(np.nanargmin(pair)) if np.isfinite(pair).any() else -1
-            cells += [("\\textbf{{{}}}" if i == better else "{}").format(_milli(v)) for i, v in enumerate(pair)]
-        lines.append(f"{_tex(model)} & " + " & ".join(cells) + " \\\\")
+        lines.append(f"{tex(model)} & " + " & ".join(_rmsd_cells(row, benchmarks, "\\textbf{{{}}}")) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines).replace("—", "--") + "\n"
 
 
-def _milli(value: float) -> str:
-    return "—" if not np.isfinite(value) else f"{1000.0 * value:.2f}"
-
-
-def readme_table(selection: pd.DataFrame, ratios: Sequence[int] = (8, 64, 512),
+def docs_table(selection: pd.DataFrame, ratios: Sequence[int] = (8, 64, 512),
                  methods: Sequence[str] = ("AtS", "RectifiedFit", "LensLLM", "VanillaFit", "SubTuning", "ZeroShot", "ModelSize")) -> str:
-    """The README's summary of paper mode: rows benchmark and ratio, a column per method,
-    "PearCorr / RelAcc" (x100; RelAcc 100 printed as 100), the best of a row per metric in bold.
-    Generated from `selection.tsv` (`python -m lensllm.report.paper readme` writes it into README.md)."""
+    """The docs' summary of paper mode (docs/paper-mode.md): rows benchmark and ratio, a column per
+    method, "PearCorr / RelAcc" (x100; RelAcc 100 printed as 100), the best of a row per metric in bold.
+    Generated from `selection.tsv` (`python -m lensllm.report.paper docs` writes it into that page)."""
     methods = [m for m in methods if m in set(selection["method"])]
     lines = ["| ratio | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 1)]
     names = {"flan": "FLAN", "gigaword": "Gigaword", "wmt19": "WMT19"}
@@ -289,185 +239,48 @@ def readme_table(selection: pd.DataFrame, ratios: Sequence[int] = (8, 64, 512),
     return "\n".join(lines) + "\n"
 
 
-README_BEGIN = "<!-- paper-table: generated by `python -m lensllm.report.paper readme` from results/paper/selection.tsv -->"
-README_END = "<!-- /paper-table -->"
+# The markers around the generated table in docs/paper-mode.md (DOCS_PAGE).
+DOCS_PAGE = "docs/paper-mode.md"
+TABLE_BEGIN = "<!-- paper-table: generated by `python -m lensllm.report.paper docs` from results/paper/selection.tsv -->"
+TABLE_END = "<!-- /paper-table -->"
 
 
-def replace_readme_table(readme: str, table: str) -> str:
-    """`readme` with the text between the paper-table markers replaced by `table`."""
-    start, end = readme.index(README_BEGIN) + len(README_BEGIN), readme.index(README_END)
-    return readme[:start] + "\n" + table + readme[end:]
+def replace_page_table(page: str, table: str) -> str:
+    """`page` with the text between the paper-table markers replaced by `table`."""
+    start, end = page.index(TABLE_BEGIN) + len(TABLE_BEGIN), page.index(TABLE_END)
+    return page[:start] + "\n" + table + page[end:]
 
 
-def readme_block(readme: str) -> str:
-    """The generated table between the paper-table markers of `readme`."""
-    return readme[readme.index(README_BEGIN) + len(README_BEGIN):readme.index(README_END)].lstrip("\n")
+def page_table(page: str) -> str:
+    """The generated table between the paper-table markers of `page`."""
+    return page[page.index(TABLE_BEGIN) + len(TABLE_BEGIN):page.index(TABLE_END)].lstrip("\n")
 
 
-# --- figures -------------------------------------------------------------------------------------
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, paths: Sequence[str | os.PathLike]) -> None:
-    """Write `fig` to every path (format from the extension: PNG, PDF), atomically, and close it."""
-    from lensllm.atomic import atomic_path
-    from lensllm.report.run import DPI
-
-    for path in paths:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=DPI, format=os.path.splitext(str(path))[1].lstrip(".") or "png", metadata=_METADATA[
-                os.path.splitext(str(path))[1]])
-    _plt().close(fig)
-
-
-# No creation dates in the files: the same run writes the same bytes.
-_METADATA = {".png": {"Software": None}, ".pdf": {"CreationDate": None, "Producer": None}}
-
-
-def plot_difficulty(tables: Sequence[LossTable], target: int, ratio: int, paths: Sequence[str | os.PathLike]) -> None:
-    """Why choosing is hard: per benchmark, every model's true loss at the target (bars, sorted),
-    with its zero-shot loss and its loss after fine-tuning on the budget target / ratio (markers)
-    and its parameter count (right axis): the orders disagree."""
-    plt = _plt()
-    fig, axes = plt.subplots(len(tables), 1, figsize=(11, 3.6 * len(tables)), squeeze=False)
-    for ax, table in zip(axes.ravel(), tables):
-        true = table.column(target)
-        order = np.argsort(true)
-        x = np.arange(len(order))
-        ax.bar(x, true[order], color="tab:blue", alpha=0.7, label=f"loss at D = {target:,} (truth)")
-        ax.plot(x, table.column(0)[order], "v", color="tab:red", ms=5, label="zero-shot loss")
-        ax.plot(x, table.column(target // ratio)[order], "o", color="tab:orange", ms=4, label=f"loss at D = {target // ratio:,} (1/{ratio})")
-        right = ax.twinx()
-        right.plot(x, table.params[order], "s", color="gray", ms=3, label="parameters")
-        right.set_yscale("log")
-        right.set_ylabel("parameters", fontsize=8)
-        ax.set_xticks(x)
-        ax.set_xticklabels([table.models[i].split("/")[-1] for i in order], rotation=70, ha="right", fontsize=6)
-        ax.set_yscale("log")
-        ax.set_ylabel("test loss (log)")
-        ax.set_title(f"{table.benchmark}: models ordered by their full-data loss", fontsize=9)
-        handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
-        ax.legend(handles, [h.get_label() for h in handles], fontsize=7, loc="upper left")
-    fig.tight_layout()
-    _save(fig, paths)
-
-
-def plot_rmsd_scatter(rmsd: pd.DataFrame, paths: Sequence[str | os.PathLike]) -> None:
-    """Per benchmark, each model's RMSD of log-loss: vanilla law (x) against rectified law (y), log
-    axes; points below the diagonal are fitted better by the rectified law."""
-    plt = _plt()
-    benchmarks = list(dict.fromkeys(rmsd["benchmark"]))
-    fig, axes = plt.subplots(1, len(benchmarks), figsize=(4.2 * len(benchmarks), 4.0), squeeze=False)
-    for ax, b in zip(axes.ravel(), benchmarks):
-        rows = rmsd[rmsd["benchmark"] == b]
-        ax.loglog(rows["vanilla"], rows["rectified"], "o", ms=4)
-        low = np.nanmin(rows[["vanilla", "rectified"]].to_numpy()) / 1.5
-        high = np.nanmax(rows[["vanilla", "rectified"]].to_numpy()) * 1.5
-        ax.plot([low, high], [low, high], color="gray", lw=0.8, ls="--")
-        ax.set_xlabel("RMSD, vanilla law")
-        ax.set_ylabel("RMSD, rectified law")
-        ax.set_title(f"{b}: mean {np.nanmean(rows['rectified']):.4f} vs {np.nanmean(rows['vanilla']):.4f}", fontsize=9)
-    fig.tight_layout()
-    _save(fig, paths)
-
-
-def plot_zero_shot_lines(tables: Sequence[LossTable], paths: Sequence[str | os.PathLike]) -> None:
-    """Per benchmark, every model's loss from zero-shot (D = 0, drawn at half the smallest size)
-    through every size, one line a model: the pre-power phase is the flat start of each line, and
-    lines that cross show why the zero-shot order is not the full-data order."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(tables), figsize=(5.2 * len(tables), 4.2), squeeze=False)
-    for ax, table in zip(axes.ravel(), tables):
-        sizes = np.array(table.sizes, dtype=float)
-        x = np.where(sizes > 0, sizes, sizes[sizes > 0].min() / 2)
-        for i, model in enumerate(table.models):
-            ax.plot(x, table.losses[i], lw=0.9, color=plt.cm.viridis(i / max(1, len(table.models) - 1)))
-        ax.set_xscale("log")
-        ax.set_xlabel("fine-tuning data size D (leftmost point: zero-shot)")
-        ax.set_ylabel("test loss")
-        ax.set_title(f"{table.benchmark}: {len(table.models)} models", fontsize=9)
-    fig.tight_layout()
-    _save(fig, paths)
-
-
-def plot_ablation_heatmap(hyper: pd.DataFrame, paths: Sequence[str | os.PathLike]) -> None:
-    """AtS's PearCorr (x100) per (k, delta) (rows) and ratio (columns), one heat map per benchmark."""
-    plt = _plt()
-    benchmarks = list(dict.fromkeys(hyper["benchmark"]))
-    fig, axes = plt.subplots(1, len(benchmarks), figsize=(5.0 * len(benchmarks), 5.2), squeeze=False)
-    for ax, b in zip(axes.ravel(), benchmarks):
-        wide = hyper[hyper["benchmark"] == b].pivot_table(index=["k", "delta"], columns="ratio", values="value")
-        image = ax.imshow(100 * wide.to_numpy(), cmap="viridis", vmin=0, vmax=100, aspect="auto")
-        for (i, j), v in np.ndenumerate(100 * wide.to_numpy()):
-            ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=6, color="white" if v < 60 else "black")
-        ax.set_xticks(range(len(wide.columns)))
-        ax.set_xticklabels([f"1/{r}" for r in wide.columns], fontsize=7)
-        ax.set_yticks(range(len(wide.index)))
-        ax.set_yticklabels([f"k={k}, δ={d:g}" for k, d in wide.index], fontsize=7)
-        ax.set_title(f"{b}: AtS PearCorr (x100)", fontsize=9)
-        fig.colorbar(image, ax=ax, fraction=0.04)
-    fig.tight_layout()
-    _save(fig, paths)
-
-
-def plot_ablation_bars(size: pd.DataFrame, paths: Sequence[str | os.PathLike]) -> None:
-    """PearCorr and RelAcc (x100, mean over the budgets) of each method with the candidates below
-    each parameter limit: a panel per benchmark and metric, a bar group per limit."""
-    plt = _plt()
-    benchmarks = list(dict.fromkeys(size["benchmark"]))
-    metrics = ["PearCorr", "RelAcc"]
-    methods = list(dict.fromkeys(size["method"]))
-    limits = list(dict.fromkeys(size["max_params"]))
-    fig, axes = plt.subplots(len(benchmarks), 2, figsize=(10, 3.2 * len(benchmarks)), squeeze=False)
-    width = 0.8 / len(methods)
-    for r, b in enumerate(benchmarks):
-        for c, metric in enumerate(metrics):
-            ax = axes[r, c]
-            rows = size[(size["benchmark"] == b) & (size["metric"] == metric)]
-            mean = rows.groupby(["max_params", "method"])["value"].mean()
-            for i, method in enumerate(methods):
-                ax.bar(np.arange(len(limits)) + (i - (len(methods) - 1) / 2) * width,
-                       [100 * mean.get((p, method), np.nan) for p in limits], width, label=method)
-            ax.set_xticks(range(len(limits)))
-            ax.set_xticklabels([f"< {p / 1e9:g}B" for p in limits], fontsize=8)
-            ax.axhline(0, color="gray", lw=0.5)
-            ax.set_title(f"{b}: {metric} (x100, mean over budgets)", fontsize=9)
-    axes[0, -1].legend(fontsize=7)
-    fig.tight_layout()
-    _save(fig, paths)
-
-
-# --- command line: the README's table ------------------------------------------------------------
+# --- command line: the paper-mode table of the docs ----------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m lensllm.report.paper readme [--selection results/paper/selection.tsv] [--readme README.md]
-    [--check]``: write (or with --check, compare) the README's paper-mode table."""
+    """``python -m lensllm.report.paper docs [--selection results/paper/selection.tsv]
+    [--page docs/paper-mode.md] [--check]``: write (or with --check, compare) the paper-mode table
+    between the paper-table markers of the docs page."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m lensllm.report.paper")
-    parser.add_argument("command", choices=["readme"])
+    parser = argparse.ArgumentParser(prog="python -m lensllm.report.paper",
+                                     description="Write the paper-mode table of the docs from a paper run's selection.tsv.")
+    parser.add_argument("command", choices=["docs"], help="docs: the table between the paper-table markers of --page")
     parser.add_argument("--selection", default="results/paper/selection.tsv")
-    parser.add_argument("--readme", default="README.md")
-    parser.add_argument("--check", action="store_true", help="exit 1 when the README's table differs")
+    parser.add_argument("--page", default=DOCS_PAGE, help=f"the page holding the markers (default {DOCS_PAGE})")
+    parser.add_argument("--check", action="store_true", help="exit 1 when the page's table differs")
     args = parser.parse_args(argv)
-    table = readme_table(pd.read_csv(args.selection, sep="\t"))
-    text = open(args.readme).read()
+    table = docs_table(pd.read_csv(args.selection, sep="\t"))
+    text = open(args.page).read()
     if args.check:
-        same = readme_block(text) == table
-        print("README table is up to date" if same else "README table differs from " + args.selection)
+        same = page_table(text) == table
+        print(f"{args.page}: table is up to date" if same else f"{args.page}: table differs from {args.selection}")
         return 0 if same else 1
     from lensllm.atomic import write_text
 
-    write_text(args.readme, replace_readme_table(text, table))
+    write_text(args.page, replace_page_table(text, table))
     return 0
 
 

@@ -44,7 +44,7 @@ from typing import Sequence
 
 import numpy as np
 
-from lensllm.atomic import write_text
+from lensllm.atomic import write_json
 from lensllm.curves.cost import FlopsTable
 from lensllm.selection.ats import ats_fit
 from lensllm.selection.registry import AdaptiveSettings, Selection, selector
@@ -245,7 +245,7 @@ def plan_rounds(round0: Mapping[tuple[str, int], tuple[float, float]], sizes: Se
 
 def write_plans(plans: Sequence[Plan], path) -> None:
     """The plans as JSON, atomically: per budget its compute, the FLOPs planned and the purchases."""
-    write_text(path, json.dumps([asdict(p) for p in plans], indent=1) + "\n")
+    write_json([asdict(p) for p in plans], path)
 
 
 def read_plans(path) -> list[Plan]:

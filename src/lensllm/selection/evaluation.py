@@ -17,9 +17,10 @@ from typing import Sequence
 
 import pandas as pd
 
-from lensllm.atomic import write_text
+from lensllm.atomic import write_json
 from lensllm.curves.collect import read_runs
-from lensllm.curves.cost import EnergyTable, FlopsTable, cost_reduction, full_tuning_flops, selection_energy, selection_flops
+from lensllm.curves.cost import (EnergyTable, FlopsTable, cost_reduction, full_tuning_flops, read_flops, selection_energy,
+                                 selection_flops)
 from lensllm.curves.fitting import fit_curves
 from lensllm.curves.laws import BOXES_ON_RANGE, LAWS
 from lensllm.curves.losstable import LossTable, read_losstable
@@ -100,7 +101,7 @@ def terms_of_inputs(inputs) -> ModelTerms:
 
 def write_selections(selections: Sequence[Selection], path: str | os.PathLike) -> None:
     """Write selections as a JSON list, atomically."""
-    write_text(path, json.dumps([asdict(s) for s in selections], indent=1) + "\n")
+    write_json([asdict(s) for s in selections], path)
 
 
 def read_selections(path: str | os.PathLike) -> list[Selection]:
@@ -162,34 +163,3 @@ def ats_transitions(table: LossTable, k: int, delta: float) -> dict[str, int]:
     """The AtS phase transition of each model's whole curve: the smallest size in the power phase."""
     sizes = table.train_sizes()
     return {m: ats_fit(sizes, table.curve(m, sizes), k, delta).transition for m in table.models}
-
-
-def write_flops(flops_of: FlopsTable, path: str | os.PathLike, energy: EnergyTable | None = None) -> None:
-    """Write a FLOPs table (model, size, flops) as TSV; with `energy` (our grid) an `energy_joules`
-    column beside it, empty where the job could read no energy counter."""
-    rows = [(m, s, f) for (m, s), f in flops_of.items()]
-    frame = pd.DataFrame(rows, columns=["model", "size", "flops"])
-    if energy is not None:
-        frame["energy_joules"] = [energy.get(key) for key in flops_of]
-    write_tsv(frame, path)
-
-
-def read_energy(path: str | os.PathLike) -> dict[tuple[str, int], float | None]:
-    """The `energy_joules` of each (model, size) of a FLOPs table (None where empty); {} when the
-    table has no energy column (published curves)."""
-    frame = pd.read_csv(path, sep="\t", dtype={"model": str})
-    if "energy_joules" not in frame.columns:
-        return {}
-    return {(m, int(s)): None if pd.isna(e) else float(e)
-            for m, s, e in zip(frame["model"], frame["size"], frame["energy_joules"])}
-
-
-def read_flops(path: str | os.PathLike) -> dict[tuple[str, int], float]:
-    """Read a FLOPs table written by `write_flops`."""
-    frame = pd.read_csv(path, sep="\t", dtype={"model": str})
-    return {(m, int(s)): float(f) for m, s, f in zip(frame["model"], frame["size"], frame["flops"])}
-
-
-def write_tsv(frame: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write `frame` as TSV atomically, floats to 10 significant digits (stable across runs)."""
-    write_text(path, frame.to_csv(sep="\t", index=False, float_format="%.10g"))

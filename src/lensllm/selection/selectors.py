@@ -46,9 +46,6 @@ The selectors (the training sizes of a budget are the table's non-zero sizes up 
 
 from __future__ import annotations
 
-
-from __future__ import annotations
-
 import logging
 from typing import Callable, Sequence
 

@@ -44,7 +44,7 @@ benchmarks (FLAN, Gigaword):
 - the curvature coefficient 1/2 (Taylor) and `curvature_window` = 0.5 (the upper half of the
   in-budget log range: the curvature at the budget). A window over the whole range covers less on
   FLAN (mean 68% for AtS) and the last 3-5 points give 70-84% on FLAN and 93-97% on Gigaword;
-  see the README for the measured coverage.
+  see docs/select-mode.md for the measured coverage.
 Errors of different models share the benchmark's bias; P(best) ignores that correlation.
 
 `calibration` measures all this where the truth is known: for each method and budget target /

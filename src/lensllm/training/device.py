@@ -34,13 +34,12 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
-if TYPE_CHECKING:
-    import torch
+from lensllm.training.cli import exit_on_error
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -145,11 +144,6 @@ def gpu_memory_bytes(device: str) -> int | None:
     return int(torch.cuda.get_device_properties(torch.device(device)).total_memory)
 
 
-def to_device(batch: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
-    """The tensors of `batch` on `device` (no copy when they are there already)."""
-    return {k: v.to(device) for k, v in batch.items()}
-
-
 def is_out_of_memory(err: BaseException) -> bool:
     """Whether `err` is torch's out-of-memory error of an accelerator."""
     import torch
@@ -212,6 +206,26 @@ def claim_gpu_slot(slots: int, lock_dir: str | os.PathLike, *, timeout: float = 
             raise TimeoutError(f"finetune.gpu_slots: all {slots} GPU slots in {directory} stayed taken for "
                                f"{timeout:.0f} s (more GPU jobs at once than slots: give --resources gpu={slots})")
         time.sleep(poll)
+
+
+def add_gpu_slot_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a job's command line that claim its GPU slot: --gpu-slots and --gpu-lock-dir."""
+    parser.add_argument("--gpu-slots", type=int, default=0,
+                        help="GPUs of this workstation: claim a free one (CUDA_VISIBLE_DEVICES) before starting; "
+                             "0 (default) leaves the placement to the scheduler")
+    parser.add_argument("--gpu-lock-dir", default=".gpu_slots", help="directory of the GPU slot locks of the run")
+
+
+def claim_gpu_slot_option(parser: argparse.ArgumentParser, args: argparse.Namespace) -> GpuSlot | None:
+    """The slot of --gpu-slots and --gpu-lock-dir (`claim_gpu_slot`; None for 0 slots), or the command
+    line's usage error when none can be claimed. Call it before torch starts CUDA, and keep the slot
+    while the job runs: once it is dropped, its lock file is closed and the slot is free again."""
+    if not args.gpu_slots:
+        return None
+    try:
+        return claim_gpu_slot(args.gpu_slots, args.gpu_lock_dir)
+    except (ValueError, TimeoutError) as err:
+        parser.error(str(err))
 
 
 # --- energy --------------------------------------------------------------------------------------
@@ -317,16 +331,6 @@ def _nvml_handle(device: str):
         return None
 
 
-@contextlib.contextmanager
-def measured_energy(device: str) -> Iterator[list[EnergyReading]]:
-    """Context manager: the reading of the block lands in the yielded list (one element)."""
-    meter, out = EnergyMeter(device).start(), []
-    try:
-        yield out
-    finally:
-        out.append(meter.stop())
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``slot --gpus N --lock-dir DIR -- COMMAND...`` runs COMMAND on a claimed GPU."""
     parser = argparse.ArgumentParser(prog="python -m lensllm.training.device", description=__doc__.splitlines()[0])
@@ -340,11 +344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
         parser.error("slot: give the command after --")
-    try:
+    with exit_on_error(ValueError, TimeoutError):
         claimed = claim_gpu_slot(args.gpus, args.lock_dir, timeout=args.timeout)
-    except (ValueError, TimeoutError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     try:
         return subprocess.run(cmd, env=os.environ.copy()).returncode
     finally:

@@ -12,7 +12,7 @@ fine-tune runs. Each candidate m's fine-tune on s examples is bounded from above
   `flops_analytic` counts them; the plain parameter count `n_params` is recorded beside it), counted
   on the model built from its configuration on torch's meta device (no weights are read);
 - T_m is the token positions of the longest training example with m's tokenizer and the fine-tuning
-  truncation (`lensllm.training.finetune.encode_examples`), among the first max(sizes) examples of the
+  truncation (`lensllm.training.tokens.encode_examples`), among the first max(sizes) examples of the
   benchmark's seeded training order (every candidate subset is a prefix of them): a batch is padded
   to its longest row, so no training position costs more. For an encoder-decoder model, whose
   encoder parameters see only the source positions and its decoder parameters (output projection
@@ -47,6 +47,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lensllm.atomic import write_text
+from lensllm.training.cli import exit_on_error
+from lensllm.training.tokens import add_benchmark_options, read_benchmark_option
 
 if TYPE_CHECKING:
     from lensllm.data.benchmark import Benchmark
@@ -157,7 +159,7 @@ def load_config(path: str, gguf_file: str | None = None):
     """The configuration of the model at `path` (anything `from_pretrained` accepts), or an error naming it."""
     from transformers import AutoConfig
 
-    from lensllm.training.finetune import ModelLoadError, resolve_model_path
+    from lensllm.training.loading import ModelLoadError, resolve_model_path
 
     extra = {"gguf_file": gguf_file} if gguf_file else {}
     try:
@@ -173,18 +175,14 @@ def count_parameters(path: str, gguf_file: str | None = None) -> tuple[int, int,
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-    from lensllm.training.finetune import _matmul_params
+    from lensllm.training.flops import matmul_params, non_embedding_params
 
     config = load_config(path, gguf_file)
     auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
     with torch.device("meta"):
         model = auto.from_config(config)
-    encoder = None
-    if config.is_encoder_decoder:
-        stack = model.get_encoder()
-        tables = {id(p) for m in stack.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
-        encoder = sum(p.numel() for p in stack.parameters() if id(p) not in tables)
-    return sum(p.numel() for p in model.parameters()), _matmul_params(model), encoder
+    encoder = non_embedding_params(model.get_encoder()) if config.is_encoder_decoder else None
+    return sum(p.numel() for p in model.parameters()), matmul_params(model), encoder
 
 
 def token_positions(path: str, benchmark: Benchmark, examples: int, max_len_source: int, max_len_target: int,
@@ -195,7 +193,9 @@ def token_positions(path: str, benchmark: Benchmark, examples: int, max_len_sour
     from transformers import AutoTokenizer
 
     from lensllm.data.benchmark import training_subset
-    from lensllm.training.finetune import FinetuneConfig, LoadedModel, ModelLoadError, encode_examples, resolve_model_path
+    from lensllm.training.loading import LoadedModel, ModelLoadError, resolve_model_path
+    from lensllm.training.settings import FinetuneConfig
+    from lensllm.training.tokens import encode_examples
 
     extra = {"gguf_file": gguf_file} if gguf_file else {}
     try:
@@ -278,23 +278,9 @@ def _pairs(values: Sequence[str], option: str, parser: argparse.ArgumentParser) 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: measure every candidate, choose the budget, write the plan JSON."""
-    from lensllm.training.finetune import FinetuneConfig, ModelLoadError
+    from lensllm.training.loading import ModelLoadError
 
-    defaults = FinetuneConfig()
-    parser = argparse.ArgumentParser(prog="python -m lensllm.training.plan", description=__doc__.splitlines()[0])
-    parser.add_argument("--flops-budget", type=float, required=True,
-                        help="total fine-tuning FLOPs of the selection on this benchmark (select.flops_budget)")
-    parser.add_argument("--sizes", type=int, nargs="+", required=True, help="the candidate training sizes")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--max-len-source", type=int, default=defaults.max_len_source)
-    parser.add_argument("--max-len-target", type=int, default=defaults.max_len_target)
-    parser.add_argument("--benchmark", required=True, help="benchmark file written by lensllm.data.benchmark")
-    parser.add_argument("--model", nargs="+", action="extend", required=True, metavar="NAME=PATH",
-                        help="each candidate: its name and anything from_pretrained accepts")
-    parser.add_argument("--gguf-file", nargs="+", action="extend", default=[], metavar="NAME=FILE",
-                        help="a GGUF file inside candidate NAME's directory")
-    parser.add_argument("--full-size", type=int, help="select.full_size: the chosen budget must be below it")
-    parser.add_argument("--out", required=True, help="the plan JSON to write")
+    parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
@@ -305,31 +291,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--gguf-file for {unknown}, which are not among the --model names {list(models)}")
     if args.epochs < 1 or args.max_len_source < 1 or args.max_len_target < 1:
         parser.error("--epochs, --max-len-source and --max-len-target must be >= 1")
-    if not Path(args.benchmark).is_file():
-        parser.error(f"--benchmark {args.benchmark}: no such file")
-    from lensllm.data.benchmark import read_benchmark
-
-    benchmark = read_benchmark(args.benchmark)
+    benchmark = read_benchmark_option(parser, args)
     largest = max(args.sizes)
     if largest > len(benchmark.train):
         parser.error(f"--sizes: {largest} is larger than the {len(benchmark.train)} training examples of "
                      f"{benchmark.name!r} ({args.benchmark})")
-    try:
+    with exit_on_error(ModelLoadError, PlanError):
         costs = [measure_candidate(name, path, benchmark, largest, args.max_len_source, args.max_len_target,
                                    gguf.get(name)) for name, path in models.items()]
         for c in costs:
             LOG.info("%s: %d parameters (%d in matrix products), %.1f tokens per example", c.model, c.n_params,
                      c.n_params_matmul, c.tokens_per_example)
         plan = plan_selection(costs, args.sizes, args.epochs, args.flops_budget, benchmark.name, args.full_size)
-    except (ModelLoadError, PlanError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     for b in plan.candidate_sizes:
         LOG.info("budget %d: every candidate at the sizes up to it costs about %.3g FLOPs%s", b,
                  plan.cumulative_flops(b), " <- chosen" if b == plan.budget else "")
     LOG.info("%s: %s", benchmark.name, plan_summary(plan))
     write_plan(plan, args.out)
     return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The options of `main`; the fine-tuning's defaults are `FinetuneConfig`'s."""
+    from lensllm.training.settings import FinetuneConfig
+
+    parser = argparse.ArgumentParser(prog="python -m lensllm.training.plan", description=__doc__.splitlines()[0])
+    parser.add_argument("--flops-budget", type=float, required=True,
+                        help="total fine-tuning FLOPs of the selection on this benchmark (select.flops_budget)")
+    parser.add_argument("--sizes", type=int, nargs="+", required=True, help="the candidate training sizes")
+    parser.add_argument("--epochs", type=int, default=FinetuneConfig().epochs)
+    add_benchmark_options(parser)
+    parser.add_argument("--model", nargs="+", action="extend", required=True, metavar="NAME=PATH",
+                        help="each candidate: its name and anything from_pretrained accepts")
+    parser.add_argument("--gguf-file", nargs="+", action="extend", default=[], metavar="NAME=FILE",
+                        help="a GGUF file inside candidate NAME's directory")
+    parser.add_argument("--full-size", type=int, help="select.full_size: the chosen budget must be below it")
+    parser.add_argument("--out", required=True, help="the plan JSON to write")
+    return parser
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ Memory, for a job with micro-batch m of sequences of s token positions (source +
 Run time: 10 minutes to start and load, plus twice (a margin) the FLOPs 6 N (`full`) or 4 N (`lora`:
 no weight gradients of the frozen weights) per training token and 2 N per test token, over a
 throughput per device kind and precision: the CPU's is measured on this project's machine
-(1e10 FLOP/s per thread, README "Performance"); a GPU's, until `benchmarks/gpu_check.sh` has
+(1e10 FLOP/s per thread, docs/performance.md); a GPU's, until `benchmarks/gpu_check.sh` has
 measured the user's card and `finetune.flops_per_second` carries that figure, a conservative
 2e13 FLOP/s in bf16/fp16 (about 7% of an A100's or 2% of an H100's dense bf16 peak: small models
 do not fill a GPU) and 5e12 in fp32. Everything is multiplied by the attempt (retries get more).

@@ -34,13 +34,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lensllm.atomic import write_bytes
+from lensllm.data.builders import OFFLINE_BENCHMARKS
+from lensllm.training.flops import non_embedding_params
 
 if TYPE_CHECKING:  # heavy imports stay lazy so that the command line starts fast
     import torch
-    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerFast
+    from transformers import PretrainedConfig, PreTrainedTokenizerFast
 
 ARCHITECTURES = ("gpt2", "llama", "t5")
-CORPORA = ("wiki", "debsum", "instruct")
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 DEFAULT_MAX_CHARS = 3_000_000  # characters of text sampled per corpus for pre-training
 MAX_POSITIONS = 512  # learned position table of GPT-2; also the length limit stated in every config
@@ -179,33 +180,6 @@ class ModelSpec:
         return tuple(name for name, weight in self.mixture if weight > 0)
 
 
-def read_zoo_sheet(path: str | os.PathLike) -> list[ModelSpec]:
-    """The specs of a zoo sheet: a TSV with a column per `ModelSpec` field, `mixture` written as
-    ``corpus:weight,corpus:weight`` (the workflow's `config/zoo.tsv`)."""
-    import csv
-
-    specs = []
-    with open(path, newline="") as handle:
-        for line, row in enumerate(csv.DictReader(handle, delimiter="\t"), start=2):
-            try:
-                values: dict[str, Any] = dict(row)
-                values["mixture"] = [item.split(":") for item in row["mixture"].split(",")]
-                if any(len(pair) != 2 for pair in values["mixture"]):
-                    raise ValueError(f"column 'mixture': {row['mixture']!r} is not written corpus:weight,corpus:weight")
-                for name, kind in (("d_model", int), ("n_layers", int), ("n_heads", int), ("d_ff", int),
-                                   ("pretrain_steps", int), ("seed", int), ("lr", float), ("batch_size", int),
-                                   ("seq_len", int), ("weight_decay", float)):
-                    if name in values:
-                        try:
-                            values[name] = kind(values[name])
-                        except (TypeError, ValueError):
-                            raise ValueError(f"column '{name}': {values[name]!r} is not {'an integer' if kind is int else 'a number'}") from None
-                specs.append(ModelSpec.from_dict(values))
-            except (KeyError, ValueError) as err:
-                raise ValueError(f"{path}: line {line}: not a valid model spec: {err}") from err
-    return specs
-
-
 def build_config(spec: ModelSpec, tokenizer: PreTrainedTokenizerFast) -> PretrainedConfig:
     """The `transformers` configuration of `spec`, with the tokenizer's vocabulary and special ids.
 
@@ -305,7 +279,7 @@ def pretrain_model(
     record = {
         "spec": spec.to_dict(),
         "n_params": sum(p.numel() for p in model.parameters()),
-        "n_params_non_embedding": _non_embedding_params(model),
+        "n_params_non_embedding": non_embedding_params(model),
         "steps": spec.pretrain_steps,
         "tokens": tokens,
         "train_loss_final": sum(tail) / len(tail) if losses else None,
@@ -375,14 +349,6 @@ def _warmup_cosine(total_steps: int):
     return factor
 
 
-def _non_embedding_params(model: PreTrainedModel) -> int:
-    """Parameters outside every `nn.Embedding` table (a tied output head is thus excluded)."""
-    import torch
-
-    embedding = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
-    return sum(p.numel() for p in model.parameters() if id(p) not in embedding)
-
-
 @contextmanager
 def _atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary directory beside `path`; rename it onto `path` only if the block succeeds."""
@@ -406,7 +372,7 @@ def _add_text_source(parser: argparse.ArgumentParser) -> None:
     """The two ways to give pre-training texts: a texts file, or the raw data directory."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--texts", help="pre-training texts written by `python -m lensllm.training.zoo texts` (fast)")
-    source.add_argument("--corpus-dir", help="raw data directory read by lensllm.data.benchmark.corpus_texts")
+    source.add_argument("--corpus-dir", help="raw data directory read by lensllm.data.builders.corpus_texts")
     parser.add_argument("--exclude", nargs="*", default=[], metavar="BENCH.jsonl",
                         help="with --corpus-dir: leave out the test units of these benchmark files")
     parser.add_argument("--max-chars", type=int, default=DEFAULT_MAX_CHARS,
@@ -422,7 +388,8 @@ def _load_texts(args: argparse.Namespace, names: Sequence[str]) -> dict[str, lis
         if missing:
             raise SystemExit(f"error: {args.texts} has no corpus {missing} (it has {sorted(texts)})")
         return {name: texts[name] for name in names}
-    from lensllm.data.benchmark import corpus_texts, read_benchmark
+    from lensllm.data.benchmark import read_benchmark
+    from lensllm.data.builders import corpus_texts
 
     exclude = [read_benchmark(path) for path in args.exclude]
     full = {name: corpus_texts(args.corpus_dir, [name], exclude=exclude) for name in names}
@@ -436,11 +403,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     txt = sub.add_parser("texts", help="sample the pre-training texts of the corpora into one file")
     _add_text_source(txt)
-    txt.add_argument("--corpora", nargs="+", default=list(CORPORA), help=f"corpus names (default: {' '.join(CORPORA)})")
+    txt.add_argument("--corpora", nargs="+", default=list(OFFLINE_BENCHMARKS), help=f"corpus names (default: {' '.join(OFFLINE_BENCHMARKS)})")
     txt.add_argument("--out", required=True, help="output .json.gz (written atomically)")
     tok = sub.add_parser("tokenizer", help="train the byte-level BPE tokenizer on the corpora")
     _add_text_source(tok)
-    tok.add_argument("--corpora", nargs="+", default=list(CORPORA), help=f"corpus names (default: {' '.join(CORPORA)})")
+    tok.add_argument("--corpora", nargs="+", default=list(OFFLINE_BENCHMARKS), help=f"corpus names (default: {' '.join(OFFLINE_BENCHMARKS)})")
     tok.add_argument("--vocab-size", type=int, default=1024)
     tok.add_argument("--out", required=True, help="output directory (written atomically)")
     pre = sub.add_parser("pretrain", help="pre-train one model of the zoo")
