@@ -43,6 +43,7 @@ include: "rules/fit.smk"
 
 if SELECT:
 
+    include: "rules/race.smk"
     include: "rules/recommend.smk"
 
     if FLOPS_PLAN:

@@ -87,15 +87,19 @@ def model_directory(wildcards):
     return layout.model_directory(RESULTS, wildcards.model, MODELS[wildcards.model])
 
 
+# The selectors that spend by each fine-tune's FLOPs.
+FLOPS_SPENDERS = {"Adaptive", "Race"}
+
+
 def model_terms(wildcards):
     """On our grid: each model's NTK term and weight spectra, and the optimizer steps of each run;
-    in every mode the FLOPs of each fine-tune, when Adaptive spends by them."""
+    in every mode the FLOPs of each fine-tune, when Adaptive or Race spends by them."""
     return layout.model_term_inputs(
         RESULTS,
         wildcards.benchmark,
         MODELS,
         published=PUBLISHED,
-        adaptive="Adaptive" in config.get("methods", []),
+        spends_flops=bool(FLOPS_SPENDERS & set(config.get("methods", []))),
     )
 
 

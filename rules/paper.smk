@@ -40,6 +40,38 @@ rule make_paper_table:
         "../workflow/scripts/make_paper_table.py"
 
 
+# Race against AtS, cell by cell (lensllm.report.race): RelAcc, regret, FLOPs / AtS's, rounds, and
+# the calibration of P(best).
+rule make_race_table:
+    input:
+        losses=expand(f"{RESULTS}/losses/{{benchmark}}.tsv", benchmark=BENCHMARKS),
+        flops=expand(
+            f"{RESULTS}/finetune_flops/{{benchmark}}.tsv", benchmark=BENCHMARKS
+        ),
+    output:
+        tsv=f"{RESULTS}/race.tsv",
+        md=f"{RESULTS}/race.md",
+    log:
+        log_path("make_race_table", "all"),
+    benchmark:
+        f"{RESULTS}/benchmarks/make_race_table/all.tsv"
+    group:
+        "analysis"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        benchmarks=BENCHMARKS,
+        target=config["target"],
+        ratios=config["ratios"],
+        settings=config["selection"],
+    script:
+        "../workflow/scripts/make_race_table.py"
+
+
 rule make_paper_rmsd_table:
     input:
         fits=f"{RESULTS}/fits.tsv",

@@ -1,9 +1,11 @@
 # Select mode: each candidate's forecast at N from the fine-tunes up to the budget, the pick, how
 # sure it is and what would settle it (lensllm.selection.recommend), and a figure of the forecasts.
+# With rounds (select.max_rounds > 0, rules/race.smk) the pick is the lowest expected loss at N after
+# the last round, read from that round's record, beside round 0's forecasts of every method.
 
-from lensllm.pipeline.config import repository_path
-from lensllm.pipeline.layout import selection_plan_inputs
-from lensllm.pipeline.options import recommend_params
+from lensllm.pipeline.config import repository_path, rounds_flops_budget
+from lensllm.pipeline.layout import last_race_record, selection_plan_inputs
+from lensllm.pipeline.options import race_params, recommend_params
 
 # The NTK terms and optimizer steps, when a LensLLM-NTK method forecasts.
 NEEDS_MODEL_TERMS = any(
@@ -20,9 +22,25 @@ rule recommend_model:
                 RESULTS, wildcards.benchmark, flops_plan=FLOPS_PLAN
             )
         ),
+        # With rounds: the last round's record (asking each round's checkpoint in turn).
+        unpack(
+            lambda wildcards: (
+                {
+                    "rounds": last_race_record(
+                        wildcards.benchmark,
+                        config["select"]["max_rounds"],
+                        checkpoints.race_round,
+                    )
+                }
+                if ROUNDS
+                else {}
+            )
+        ),
         losses=f"{RESULTS}/losses/{{benchmark}}.tsv",
         flops=f"{RESULTS}/finetune_flops/{{benchmark}}.tsv",
         coverage=repository_path(config["select"]["coverage"], workflow.basedir),
+        # The benchmark file: how many rows of the user's file were skipped (skip_bad_rows).
+        data=f"{RESULTS}/data/{{benchmark}}.jsonl",
     output:
         tsv=f"{RESULTS}/recommendation/{{benchmark}}.tsv",
         md=f"{RESULTS}/recommendation/{{benchmark}}.md",
@@ -30,8 +48,9 @@ rule recommend_model:
         log_path("recommend_model"),
     benchmark:
         f"{RESULTS}/benchmarks/recommend_model/{{benchmark}}.tsv"
+    # With rounds the inputs are the checkpoints' (no job group can hold such a job).
     group:
-        "analysis"
+        None if ROUNDS else "analysis"
     conda:
         ENV
     threads: 1
@@ -40,6 +59,8 @@ rule recommend_model:
         runtime=10,
     params:
         **recommend_params(config),
+        # With rounds: their settings (a change reruns the recommendation and, through it, the rounds).
+        **({"race": race_params(config, len(BENCHMARKS))} if ROUNDS else {}),
     script:
         "../workflow/scripts/recommend_model.py"
 
@@ -65,6 +86,9 @@ rule make_recommendation:
     resources:
         mem_mb=500,
         runtime=5,
+    params:
+        # With rounds: the FLOPs budget, a total over every round and benchmark.
+        **({"flops_budget": rounds_flops_budget(config)} if ROUNDS else {}),
     script:
         "../workflow/scripts/make_recommendation.py"
 
@@ -78,6 +102,20 @@ rule plot_recommendation:
                 RESULTS, wildcards.benchmark, flops_plan=FLOPS_PLAN
             )
         ),
+        # With rounds: the last round's record (each round's fine-tunes, the forecasts at N).
+        unpack(
+            lambda wildcards: (
+                {
+                    "rounds": last_race_record(
+                        wildcards.benchmark,
+                        config["select"]["max_rounds"],
+                        checkpoints.race_round,
+                    )
+                }
+                if ROUNDS
+                else {}
+            )
+        ),
         losses=f"{RESULTS}/losses/{{benchmark}}.tsv",
     output:
         report(
@@ -88,8 +126,9 @@ rule plot_recommendation:
         ),
     log:
         log_path("plot_recommendation"),
+    # With rounds the inputs are the checkpoints' (no job group can hold such a job).
     group:
-        "analysis"
+        None if ROUNDS else "analysis"
     conda:
         ENV
     threads: 1
@@ -98,5 +137,6 @@ rule plot_recommendation:
         runtime=10,
     params:
         **recommend_params(config),
+        **({"race": race_params(config, len(BENCHMARKS))} if ROUNDS else {}),
     script:
         "../workflow/scripts/plot_recommendation.py"

@@ -29,8 +29,11 @@ from lensllm.pipeline.config import (
     is_hub_model,
     measures_bound,
     offline_benchmarks,
+    race_ladder,
     read_sheet,
     repository_path,
+    rounds_flops_budget,
+    rounds_on,
     selection_sizes,
     user_data_spec,
     validate_rows,
@@ -42,11 +45,12 @@ from lensllm.pipeline.options import (
     model_load_options,
     ntk_options,
     plan_options,
+    race_params,
     recommend_params,
     spectra_options,
     zoo_spec_json,
 )
-from lensllm.selection.registry import METHODS, MODEL_TERM_SELECTORS
+from lensllm.selection.registry import METHODS, MODEL_TERM_SELECTORS, RaceSettings
 from lensllm.selection.uncertainty import PREDICTING
 from tests.helpers import REPO
 
@@ -85,6 +89,15 @@ def error_of(call, *args, **kwargs) -> str:
 
 
 def select_config(**select) -> dict:
+    """config/select.yaml without its rounds (select.max_rounds 0, no FLOPs budget), then `select`."""
+    config = load_config("select.yaml")
+    config["select"].update(max_rounds=0, flops_budget=None)
+    config["select"].update(select)
+    return config
+
+
+def rounds_config(**select) -> dict:
+    """config/select.yaml as shipped (rounds on), then `select`."""
     config = load_config("select.yaml")
     config["select"].update(select)
     return config
@@ -182,7 +195,8 @@ def test_select_mode_takes_the_sizes_up_to_the_budget():
     ({"flops_budget": 1e12},
      "give exactly one of 'select.budget' (the largest training subset per candidate) and "
      "'select.flops_budget' (the fine-tuning FLOPs of the whole selection per benchmark), the other null or "
-     "absent; both are given (a file laid over config/select.yaml inherits its budget: set budget: null)"),
+     "absent; both are given (a file laid over config/select.yaml inherits its budget: set budget: null) "
+     "(both together only with rounds: select.max_rounds > 0)"),
     ({"budget": None},
      "give exactly one of 'select.budget' (the largest training subset per candidate) and "
      "'select.flops_budget' (the fine-tuning FLOPs of the whole selection per benchmark), the other null or "
@@ -203,6 +217,72 @@ def test_select_mode_takes_the_sizes_up_to_the_budget():
 ])
 def test_a_select_budget_the_grid_cannot_run_is_named(select, expected):
     assert error_of(selection_sizes, select_config(**select)) == f"configuration: {expected}"
+
+
+def test_rounds_take_the_budget_and_a_total_flops_budget_and_buy_doublings():
+    config = rounds_config()  # config/select.yaml: budget 128, flops_budget 1.5e12, max_rounds 4
+    assert rounds_on(config) and not rounds_on(select_config()) and not rounds_on(load_config("quick.yaml"))
+    assert selection_sizes(config) == [16, 32, 64, 128]  # round 0: the sizes up to the budget
+    assert flops_budget(config) is None  # the FLOPs budget caps the rounds; it does not plan the sizes
+    assert rounds_flops_budget(config) == 1.5e12 and rounds_flops_budget(rounds_config(flops_budget=None)) is None
+    assert race_ladder(config) == [256, 512]  # 2b, 4b: data.max_train is 512
+    assert race_ladder(rounds_config(budget=32)) == [64, 128, 256]  # reach 8 x 32
+    assert race_ladder(rounds_config(budget=64, full_size=256)) == [128]  # below N
+    params = race_params(config, 2)
+    assert params == {"budget": 128, "full_size": 20000, "ladder": [256, 512], "flops_budget": 1.5e12,
+                      "benchmarks": 2, "k": 3, "delta": 5.0,
+                      "settings": {"first": 1, "contenders": 3, "margin": 0.1, "reach": 8, "max_rounds": 4,
+                                   "settle_p_best": 0.8, "shared": 0.5, "backtests": 3, "curvature_window": 0.5}}
+    RaceSettings(**params["settings"])  # what the round jobs build
+
+
+@pytest.mark.parametrize("select, expected", [
+    ({"budget": None},
+     "key 'select.max_rounds' (4) needs 'select.budget' (round 0's largest size): with select.budget null, "
+     "select.flops_budget chooses the budget (plan_selection) and there are no rounds; set select.max_rounds: 0, "
+     "or give select.budget (select.flops_budget then caps round 0 and every round together)"),
+    ({"pick_method": "LensLLM"},
+     "key 'select.pick_method' (LensLLM): the rounds (select.max_rounds > 0) forecast with AtS's line on the "
+     "sizes each candidate owns; set select.pick_method: AtS, or select.max_rounds: 0"),
+    ({"flops_budget": "-1"}, "key 'select.flops_budget' ('-1') must be a positive number of FLOPs"),
+    ({"reach": 1},
+     "key 'select.max_rounds' (4): the rounds fine-tune the contenders at 2 x select.budget = 256 and beyond, "
+     "but that is above select.reach x budget (128), data.max_train (512) or not below select.full_size "
+     "(20000); set select.max_rounds: 0 or make room"),
+])
+def test_rounds_the_grid_cannot_run_are_named(select, expected):
+    assert error_of(selection_sizes, rounds_config(**select)) == f"configuration: {expected}"
+
+
+def test_the_rounds_read_round_by_round_through_the_checkpoint(tmp_path):
+    def record(index, next_, stopped=""):
+        path = tmp_path / f"round{index}.json"
+        path.write_text(json.dumps({"rounds": [{"next": next_, "stopped": stopped}]}))
+        return str(path)
+
+    class Checkpoint:  # Snakemake's checkpoints.race_round: .get(**wildcards).output[0]
+        def __init__(self, records):
+            self.records, self.asked = records, []
+
+        def get(self, benchmark, round):
+            self.asked.append((benchmark, round))
+            return type("Job", (), {"output": [self.records[int(round)]]})
+
+    records = [record(0, [["m", 256], ["n", 256]]), record(1, [["m", 512]]), record(2, [], "budget spent")]
+    checkpoint = Checkpoint(records)
+    assert layout.race_round_inputs("r", "b", "0", ["m", "n"], [16, 32], checkpoint) == {
+        "jobs": ["r/finetune/b/m/16.json", "r/finetune/b/m/32.json", "r/finetune/b/n/16.json", "r/finetune/b/n/32.json"],
+        "benchmark": "r/data/b.jsonl"}
+    assert checkpoint.asked == []  # round 0 waits for no checkpoint
+    assert layout.race_round_inputs("r", "b", "2", ["m", "n"], [16, 32], checkpoint) == {
+        "previous": records[1], "jobs": ["r/finetune/b/m/512.json"]}
+    assert layout.race_bought("r", "b", records[0]) == ["r/finetune/b/m/256.json", "r/finetune/b/n/256.json"]
+    assert layout.race_record("r", "b", 3) == "r/race/b/round3.json"
+    checkpoint.asked.clear()
+    assert layout.last_race_record("b", 4, checkpoint) == records[2]
+    assert checkpoint.asked == [("b", "0"), ("b", "1"), ("b", "2")]
+    with pytest.raises(ValueError, match="none of rounds 0 ... 1 stopped"):
+        layout.last_race_record("b", 1, checkpoint)
 
 
 def test_a_python_that_cannot_import_lensllm_is_named_with_the_fix(tmp_path):
@@ -232,6 +312,28 @@ def test_user_data_spec_is_what_the_build_job_loads(tmp_path):
     assert user_data_spec(config, "mine", [16])["test_size"] == 200  # data.test_size
     config["select"].update(budget=None, flops_budget=1e12)
     assert user_data_spec(config, "mine", [16])["min_train_key"] == "sizes"
+    assert "skip_bad_rows" not in user_data_spec(config, "mine", [16])  # the loader's default: False
+    config = user_config(tmp_path, skip_bad_rows=True)
+    assert user_data_spec(config, "mine", [16])["skip_bad_rows"] is True
+
+
+def test_a_bad_row_of_a_user_file_stops_the_run_at_start_naming_file_line_and_field(tmp_path, monkeypatch):
+    real_run = subprocess.run
+    monkeypatch.setattr("lensllm.pipeline.config.subprocess.run",
+                        lambda args, **kwargs: real_run([sys.executable, *args[1:]], **kwargs))
+    rows = [json.dumps({"prompt": f"q{i}", "answer": f"a{i}"}) for i in range(40)]
+    rows[6] = json.dumps({"prompt": "q6"})
+    config = user_config(tmp_path, test_size=8)
+    train = Path(config["user_data"]["mine"]["train_file"])
+    train.write_text("\n".join(rows) + "\n")
+    assert error_of(check_user_data, config, str(tmp_path / "results"), [8, 16]) == (
+        f"configuration: key 'user_data.mine': {train} (key 'train_file'): 1 of its 40 rows cannot be "
+        "used; fix them, or set user_data.mine.skip_bad_rows: true to skip them:\n"
+        "  line 7: field 'answer' (key 'target_field') is missing")
+    config["user_data"]["mine"]["skip_bad_rows"] = True
+    check_user_data(config, str(tmp_path / "results"), [8, 16])  # skipped: 39 rows, enough for 8 test and 16 train
+    config["user_data"]["mine"]["skip_bad_rows"] = False
+    assert "line 7: field 'answer'" in error_of(check_user_data, config, str(tmp_path / "results"), [8, 16])
 
 
 def test_a_missing_user_file_is_named(tmp_path):
@@ -471,7 +573,7 @@ def test_the_outputs_of_each_mode():
     assert "r/bound.tsv" not in layout.all_outputs("r", ["a"], published=False, select=False, bound=False)
     paper = layout.all_outputs("r", ["a"], published=True, select=False, bound=False)
     assert "r/ntk.tsv" not in paper and "r/paper/table1.tex" in paper and "r/paper/curves_a.pdf" in paper
-    assert len(layout.paper_outputs("r", ["a"])) == 9 + 2 + 2 * len(layout.PAPER_FIGURES) + 2
+    assert len(layout.paper_outputs("r", ["a"])) == 2 + 9 + 2 + 2 * len(layout.PAPER_FIGURES) + 2
     assert layout.all_outputs("r", ["a"], published=False, select=True, bound=True) == [
         "r/recommendation.tsv", "r/recommendation.md", "r/figures/recommendation_a.png",
         "r/fits.tsv", "r/figures/fits_a.png"]
@@ -491,11 +593,11 @@ def test_what_the_jobs_read(tmp_path):
 
 
 def test_model_terms_and_adaptive_inputs():
-    grid = layout.model_term_inputs("r", "b", ["m", "n"], published=False, adaptive=True)
+    grid = layout.model_term_inputs("r", "b", ["m", "n"], published=False, spends_flops=True)
     assert grid == {"flops": "r/finetune_flops/b.tsv", "ntk": ["r/ntk/b/m.json", "r/ntk/b/n.json"],
                     "weights": ["r/weights/m.json", "r/weights/n.json"], "runs": "r/finetune_runs/b.tsv"}
-    assert layout.model_term_inputs("r", "b", ["m"], published=True, adaptive=False) == {}
-    assert layout.model_term_inputs("r", "b", ["m"], published=True, adaptive=True) == {"flops": "r/finetune_flops/b.tsv"}
+    assert layout.model_term_inputs("r", "b", ["m"], published=True, spends_flops=False) == {}
+    assert layout.model_term_inputs("r", "b", ["m"], published=True, spends_flops=True) == {"flops": "r/finetune_flops/b.tsv"}
     inputs = layout.adaptive_inputs
     assert inputs("r", "b", ["a", "b"], adaptive=False, published=False, prior=False) == {}
     assert inputs("r", "b", ["a", "b"], adaptive=True, published=False, prior=False) == {"adaptive": "r/adaptive/b/selections.json"}

@@ -52,7 +52,7 @@ def test_every_documented_selector_runs_and_gives_the_documented_verdict():
     direction, predicts the target loss if it fits a curve, and is charged the documented fine-tunes
     and model-term FLOPs; no selector is registered without being documented."""
     documented = _documented_selectors()
-    assert len(documented) == 11 and set(SELECTORS) == set(documented)
+    assert len(documented) == 12 and set(SELECTORS) == set(documented)
     sizes, models, budget, target = (0, 16, 32, 64, 128, 256, 512), ("a", "b", "c"), 128, 512
     ntk, steps, weights = {}, {}, {}
     for i, model in enumerate(models):
@@ -88,6 +88,8 @@ def test_every_documented_selector_runs_and_gives_the_documented_verdict():
             assert {32, 64, 128} <= needed <= train  # the k = 3 largest, and those tested below them
         elif name == "Adaptive":  # round 0 (every size <= budget / 2), then sizes up to 2 x budget
             assert {16, 32, 64} <= needed <= {16, 32, 64, 128, 256}
+        elif name == "Race":  # round 0 (sizes <= budget / 2, at least k + 1, within the cap), then doublings
+            assert {32, 64} <= needed <= {16, 32, 64, 128, 256}
         else:
             assert needed == charged[name]
         model_terms = {"LensLLM-NTK-fixed": 3e6, "LensLLM-NTK-fitted": 3e6, "NLPMetrics": 3e5}.get(name, 0.0)

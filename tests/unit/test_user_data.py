@@ -114,15 +114,17 @@ def test_seeded_split_is_deterministic_and_nested(tmp_path: Path) -> None:
         training_subset(cut, 11)
 
 
-def test_empty_texts_and_duplicates_of_test_examples_are_dropped(tmp_path: Path, caplog) -> None:
+def test_skipped_empty_texts_and_duplicates_of_test_examples_are_dropped(tmp_path: Path,
+                                                                          caplog) -> None:
     rows = _rows(20)
     rows += [dict(r) for r in rows[:10]]  # each of the first ten twice
     rows += [{"prompt": "   ", "answer": "x"}, {"prompt": "p", "answer": ""},
              {"prompt": "q", "answer": None}]
     path = _write(tmp_path / "dups.jsonl", rows)
     with caplog.at_level(logging.INFO, logger="lensllm.data.user"):
-        bench = _pairs(path, test_size=10, seed=0)
-    assert "dropped 3 of 33 rows with an empty source or target" in caplog.text
+        bench = _pairs(path, test_size=10, seed=0, skip_bad_rows=True)
+    assert "skipped 3 of 33 rows (skip_bad_rows)" in caplog.text
+    assert bench.skipped_rows == ((str(path), 3),)
     assert len(set(bench.test)) == 10  # distinct test examples
     assert not set(bench.test) & set(bench.train)
     duplicated = {Example(r["prompt"], r["answer"]) for r in rows[:10]}
@@ -175,22 +177,31 @@ def test_bad_files_name_the_file_and_key(tmp_path: Path) -> None:
     _error(empty, rf"{re.escape(str(empty))} .*empty file")
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"prompt": "a", "answer": "b"}\n\n{"prompt": "c", "answer": \n')
-    _error(broken, rf"{re.escape(str(broken))} \(key 'train_file'\): cannot be read as jsonl: "
-                   r"line 3: not JSON")
+    _error(broken, rf"{re.escape(str(broken))} \(key 'train_file'\): 1 of its 2 rows cannot be "
+                   r"used.*\n  line 3: not JSON \(Expecting value\)$")
     not_objects = tmp_path / "lists.jsonl"
     not_objects.write_text('{"prompt": "a", "answer": "b"}\n[1, 2]\n')
-    _error(not_objects, rf"{re.escape(str(not_objects))} .*line 2: expected a JSON object")
+    _error(not_objects, rf"{re.escape(str(not_objects))} .*\n  line 2: not a JSON object "
+                        r"\(got \[1, 2\]\)$")
+    array = tmp_path / "broken.json"
+    array.write_text('[{"prompt": "a", "answer": "b"},\n {"prompt": "c", "answer": }]')
+    _error(array, rf"{re.escape(str(array))} \(key 'train_file'\): cannot be read as json: "
+                  r"line 2: not JSON")
     parquet = tmp_path / "broken.parquet"
     parquet.write_bytes(b"PAR1 this is not a parquet file")
     _error(parquet, rf"{re.escape(str(parquet))} \(key 'train_file'\): cannot be read as parquet")
     bad_csv = tmp_path / "broken.csv"
     bad_csv.write_text('prompt,answer\n"a,b\n')
     _error(bad_csv, rf"{re.escape(str(bad_csv))} \(key 'train_file'\): cannot be read as csv")
-    nested = _write(tmp_path / "nested.jsonl", [{"prompt": "a", "answer": ["b", "c"]}] * 3)
-    _error(nested, rf"{re.escape(str(nested))}: row 1, field 'answer' \(key 'train_file'\) holds "
-                   r"list")
+    nested = _write(tmp_path / "nested.json", [{"prompt": "a", "answer": ["b", "c"]}] * 3)
+    _error(nested, rf"{re.escape(str(nested))} \(key 'train_file'\): 3 of its 3 rows cannot be "
+                   r"used.*\n  record 1: field 'answer' \(key 'target_field'\) holds list "
+                   r'\["b", "c"\], not text\n')
     blank = _write(tmp_path / "blank.jsonl", [{"prompt": " ", "answer": "b"}] * 3)
-    _error(blank, rf"{re.escape(str(blank))} .*no example with a non-empty 'prompt' and 'answer'")
+    _error(blank, rf"{re.escape(str(blank))} .*\n  line 1: field 'prompt' \(key 'source_field'\) "
+                  r"is empty\n")
+    _error(blank, rf"{re.escape(str(blank))} .*no example with a non-empty 'prompt' and 'answer'",
+           skip_bad_rows=True)
 
 
 def test_missing_fields_and_field_forms_are_named(tmp_path: Path) -> None:
@@ -257,3 +268,171 @@ def test_the_build_benchmark_script_builds_a_user_benchmark(tmp_path: Path, monk
                    init_globals={"snakemake": snakemake})
     rewritten = read_benchmark(output)
     assert (rewritten.name, len(rewritten.train), len(rewritten.test)) == ("mine", 26, 4)
+
+
+# --------------------------------------------------------------------------- row by row
+
+
+def _jsonl(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+GOOD = [json.dumps(r) for r in _rows(12)]
+
+
+def test_a_jsonl_row_without_the_target_stops_the_load_naming_file_line_and_field(
+        tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "mine.jsonl", GOOD[:3] + ['{"prompt": "no answer here"}'] + GOOD[3:])
+    message = _error(path, "is missing")
+    assert message == (
+        f"{path} (key 'train_file'): 1 of its 13 rows cannot be used; fix them, or set "
+        f"user_data.mine.skip_bad_rows: true to skip them:\n"
+        f"  line 4: field 'answer' (key 'target_field') is missing")
+    test = _jsonl(tmp_path / "test.jsonl", ['{"answer": "a"}', GOOD[0]])  # the test file too
+    good = _jsonl(tmp_path / "good.jsonl", GOOD)
+    _error(good, rf"^{re.escape(str(test))} \(key 'test_file'\): 1 of its 2 rows cannot be used.*"
+                 r"\n  line 1: field 'prompt' \(key 'source_field'\) is missing$",
+           test_file=test, test_size=None)
+    lm = _jsonl(tmp_path / "lm.jsonl", ['{"passage": "a"}', '{"id": 3}', '{"passage": "b"}'])
+    _error(lambda: load_user_benchmark(lm, name="corpus", text_field="passage", test_size=1),
+           rf"^{re.escape(str(lm))} \(key 'train_file'\): 1 of its 3 rows cannot be used; fix "
+           r"them, or set user_data\.corpus\.skip_bad_rows: true to skip them:\n  line 2: field "
+           r"'passage' \(key 'text_field'\) is missing$")
+
+
+def test_empty_null_and_non_text_fields_are_named(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "mine.jsonl", [
+        GOOD[0], '{"prompt": "q", "answer": ""}', '{"prompt": "  \\t ", "answer": "a"}', GOOD[1],
+        '{"prompt": "q", "answer": null}', '{"prompt": {"a": 1}, "answer": "a"}',
+        '{"prompt": "", "answer": " "}'])
+    message = _error(path, "cannot be used")
+    assert message.splitlines()[1:] == [
+        "  line 2: field 'answer' (key 'target_field') is empty",
+        "  line 3: field 'prompt' (key 'source_field') is empty",
+        "  line 5: field 'answer' (key 'target_field') is null",
+        "  line 6: field 'prompt' (key 'source_field') holds dict {\"a\": 1}, not text",
+        "  line 7: field 'prompt' (key 'source_field') is empty; field 'answer' (key "
+        "'target_field') is empty"]
+    assert message.startswith(f"{path} (key 'train_file'): 5 of its 7 rows cannot be used")
+
+
+def test_a_line_that_is_not_json_is_a_bad_row(tmp_path: Path) -> None:
+    path = tmp_path / "mine.jsonl"
+    path.write_bytes("\n".join(GOOD[:2] + ['{"prompt": "q", "answer": "a",}', "", "plain text",
+                                           GOOD[2]]).encode() + b"\n\xff\xfe{}\n")
+    message = _error(path, "cannot be used")
+    assert message.splitlines()[1:] == [
+        "  line 3: not JSON (Expecting property name enclosed in double quotes)",
+        "  line 5: not JSON (Expecting value)",
+        "  line 7: not UTF-8 text"]  # line 4 is blank: no row, but counted as a line
+    assert "3 of its 6 rows" in message
+
+
+def test_a_csv_row_without_a_value_is_named_by_its_data_row(tmp_path: Path) -> None:
+    rows = [{"prompt": f"p{i}", "answer": f"a{i}"} for i in range(6)]
+    rows[2]["answer"] = ""
+    rows[4]["prompt"] = "   "
+    for suffix in (".csv", ".tsv"):
+        path = _write(tmp_path / f"mine{suffix}", rows)
+        message = _error(path, "cannot be used")
+        assert message == (
+            f"{path} (key 'train_file'): 2 of its 6 rows cannot be used (data rows counted from 1 "
+            f"below the header); fix them, or set user_data.mine.skip_bad_rows: true to skip "
+            f"them:\n"
+            f"  data row 3: field 'answer' (key 'target_field') is empty\n"
+            f"  data row 5: field 'prompt' (key 'source_field') is empty"), suffix
+    short = tmp_path / "short.csv"
+    short.write_text("prompt,answer\np0,a0\np1\np2,a2\n")  # row 2 lacks its answer
+    _error(short, r"\n  data row 2: field 'answer' \(key 'target_field'\) is empty$")
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    parquet = tmp_path / "mine.parquet"
+    pd.DataFrame({"prompt": ["p0", "p1", None], "answer": ["a0", None, "a2"]}).to_parquet(parquet)
+    assert _error(parquet, "cannot be used").splitlines()[1:] == [
+        "  row 2: field 'answer' (key 'target_field') is null",
+        "  row 3: field 'prompt' (key 'source_field') is null"]
+
+
+def test_the_error_lists_the_first_five_bad_rows_then_how_many_more(tmp_path: Path) -> None:
+    lines = list(GOOD)
+    for i in range(8):  # lines 2, 4, ..., 16 lack the answer
+        lines.insert(2 * i + 1, json.dumps({"prompt": f"bad {i}"}))
+    message = _error(_jsonl(tmp_path / "mine.jsonl", lines), "cannot be used")
+    body = message.splitlines()[1:]
+    assert body == [f"  line {n}: field 'answer' (key 'target_field') is missing"
+                    for n in (2, 4, 6, 8, 10)] + ["  and 3 more"]
+    assert "8 of its 20 rows cannot be used" in message
+    five = _jsonl(tmp_path / "five.jsonl", lines[:10])  # 5 bad rows: all listed, no "more"
+    assert not _error(five, "cannot be used").endswith("more")
+
+
+def test_skip_bad_rows_loads_logs_each_and_records_the_count(tmp_path: Path, caplog) -> None:
+    bad = ['{"prompt": "q"}', "not json", '{"prompt": "q", "answer": "  "}']
+    path = _jsonl(tmp_path / "mine.jsonl", GOOD[:4] + bad + GOOD[4:])
+    clean = _jsonl(tmp_path / "clean.jsonl", GOOD)
+    with caplog.at_level(logging.INFO, logger="lensllm.data.user"):
+        bench = _pairs(path, test_size=3, seed=1, skip_bad_rows=True)
+    reference = _pairs(clean, test_size=3, seed=1)  # the good rows alone
+    assert (bench.train, bench.test) == (reference.train, reference.test)
+    assert bench.skipped_rows == ((str(path), 3),)
+    for line, why in ((5, "field 'answer' (key 'target_field') is missing"),
+                      (6, "not JSON (Expecting value)"),
+                      (7, "field 'answer' (key 'target_field') is empty")):
+        assert f"{path} (key 'train_file'): skipped line {line} (skip_bad_rows): {why}" in caplog.text
+    assert "skipped 3 of 15 rows (skip_bad_rows)" in caplog.text
+    test = _jsonl(tmp_path / "test.jsonl", GOOD[10:] + ['{"answer": "a"}'])
+    both = _pairs(path, test_file=test, test_size=None, skip_bad_rows=True)
+    assert both.skipped_rows == ((str(path), 3), (str(test), 1))
+    assert _pairs(clean, skip_bad_rows=True).skipped_rows == ()  # nothing skipped, nothing said
+
+    written = tmp_path / "results" / "mine.jsonl"
+    written.parent.mkdir()
+    write_benchmark(bench, written)
+    header = json.loads(written.read_text().splitlines()[0])
+    assert header["skipped_rows"] == [{"file": str(path), "rows": 3}]
+    assert read_benchmark(written) == bench and read_benchmark(written).skipped_rows == (
+        (str(path), 3),)
+    write_benchmark(_pairs(clean, test_size=3, seed=1), written)
+    assert "skipped_rows" not in json.loads(written.read_text().splitlines()[0])  # as before
+    header["format"] = "lensllm-benchmark/1"
+    header["skipped_rows"] = [{"file": str(path)}]  # no count
+    lines = written.read_text().splitlines()
+    written.write_text("\n".join([json.dumps(header)] + lines[1:]) + "\n")
+    with pytest.raises(BenchmarkFileError, match="skipped_rows"):
+        read_benchmark(written)
+
+
+def test_an_old_benchmark_file_without_skipped_rows_is_read(tmp_path: Path) -> None:
+    old = tmp_path / "old.jsonl"
+    old.write_text(
+        '{"format": "lensllm-benchmark/1", "name": "mine", "kind": "pairs", "seed": 0, "counts": '
+        '{"train": 1, "test": 1}, "sources": [{"name": "x.jsonl", "licence": "theirs"}]}\n'
+        '{"split": "train", "source": "q", "target": "a"}\n'
+        '{"split": "test", "source": "p", "target": "b"}\n')
+    bench = read_benchmark(old)
+    assert bench.skipped_rows == () and bench.train == (Example("q", "a"),)
+
+
+def test_the_recommendation_says_how_many_rows_were_skipped(tmp_path: Path) -> None:
+    import dataclasses
+
+    import numpy as np
+
+    from lensllm.curves.losstable import LossTable
+    from lensllm.selection.recommend import recommend, recommendation_markdown
+
+    path = _jsonl(tmp_path / "mine.jsonl", GOOD + ['{"prompt": "q"}', "{", '{"answer": "a"}'])
+    written = tmp_path / "mine-benchmark.jsonl"
+    write_benchmark(_pairs(path, test_size=3, skip_bad_rows=True), written)
+    sizes = (0, 16, 32, 64, 128)
+    losses = np.array([[5.0] + [(2.0 + o) * s ** -0.1 for s in sizes[1:]] for o in (0.0, 0.5)])
+    table = LossTable("mine", ("m0", "m1"), sizes, losses, np.full(2, 1e6), ("x", "x"))
+    flops = {(m, s): 1e9 * s for m in table.models for s in sizes}
+    base = recommend(table, flops, 20_000, 128, ["AtS"], "AtS")
+    assert "skip_bad_rows" not in recommendation_markdown([base])
+    r = dataclasses.replace(base, skipped_rows=read_benchmark(written).skipped_rows)
+    text = recommendation_markdown([r])
+    assert f"\n3 rows of {path} were skipped (skip_bad_rows).\n" in text
+    one = dataclasses.replace(base, skipped_rows=(("a.csv", 1),))
+    assert "\n1 row of a.csv was skipped (skip_bad_rows).\n" in recommendation_markdown([one])

@@ -4,8 +4,11 @@ import pandas as pd
 
 from lensllm.atomic import write_text, write_tsv
 from lensllm.logs import log_to
-from lensllm.selection.recommend import RECOMMENDATION_HEADER
+from lensllm.selection.recommend import RECOMMENDATION_HEADER, rounds_total_markdown
 
 log_to(snakemake.log[0])
-write_tsv(pd.concat([pd.read_csv(p, sep="\t", dtype={"model": str}) for p in snakemake.input.tsv], ignore_index=True), snakemake.output.tsv)
-write_text(snakemake.output.md, RECOMMENDATION_HEADER + "".join(open(p).read() for p in snakemake.input.md))
+frame = pd.concat([pd.read_csv(p, sep="\t", dtype={"model": str}) for p in snakemake.input.tsv], ignore_index=True)
+write_tsv(frame, snakemake.output.tsv)
+# With rounds on several benchmarks: what they spent together, against the FLOPs budget (a total).
+total = rounds_total_markdown(frame, snakemake.params.flops_budget) if "round" in frame.columns else ""
+write_text(snakemake.output.md, RECOMMENDATION_HEADER + total + "".join(open(p).read() for p in snakemake.input.md))

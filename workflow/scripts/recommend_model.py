@@ -1,12 +1,25 @@
-"""Snakemake adapter: loss table up to the budget + measured FLOPs -> the recommendation of one benchmark."""
+"""Snakemake adapter: loss table up to the budget + measured FLOPs (+ the last round's record, with rounds)
+-> the recommendation of one benchmark."""
+
+import dataclasses
 
 from lensllm.atomic import write_text, write_tsv
 from lensllm.curves.cost import read_energy, read_flops
 from lensllm.curves.losstable import read_losstable
+from lensllm.data.benchmark import read_benchmark
 from lensllm.logs import log_to
 from lensllm.selection import SelectionSettings
 from lensllm.selection.evaluation import terms_of_inputs
-from lensllm.selection.recommend import read_coverage, recommend, recommendation_frame, recommendation_markdown
+from lensllm.selection.recommend import (
+    read_coverage,
+    read_rounds,
+    recommend,
+    recommend_rounds,
+    recommendation_frame,
+    recommendation_markdown,
+    rounds_frame,
+    rounds_markdown,
+)
 from lensllm.selection.uncertainty import UncertaintySettings
 from lensllm.training.plan import plan_summary, read_plan
 
@@ -32,9 +45,16 @@ recommendation = recommend(
     plan.flops_budget if plan else None,
     read_energy(inputs.flops),
 )
-write_tsv(recommendation_frame([recommendation]), snakemake.output.tsv)
-markdown = recommendation_markdown([recommendation], title=False)
-if plan:  # after the heading: which sizes the FLOPs budget bought
-    heading, rest = markdown.split("\n\n", 1)
-    markdown = f"{heading}\n\n{plan_summary(plan)}\n\n{rest}"
-write_text(snakemake.output.md, markdown)
+# The rows of the user's file that were skipped (skip_bad_rows), said in the recommendation.
+recommendation = dataclasses.replace(recommendation, skipped_rows=read_benchmark(inputs.data).skipped_rows)
+if hasattr(inputs, "rounds"):  # rounds: the pick after the last round, round 0's forecasts beside it
+    rounds = recommend_rounds(read_rounds(inputs.rounds), recommendation)
+    write_tsv(rounds_frame([rounds]), snakemake.output.tsv)
+    write_text(snakemake.output.md, rounds_markdown([rounds], title=False))
+else:
+    write_tsv(recommendation_frame([recommendation]), snakemake.output.tsv)
+    markdown = recommendation_markdown([recommendation], title=False)
+    if plan:  # after the heading: which sizes the FLOPs budget bought
+        heading, rest = markdown.split("\n\n", 1)
+        markdown = f"{heading}\n\n{plan_summary(plan)}\n\n{rest}"
+    write_text(snakemake.output.md, markdown)

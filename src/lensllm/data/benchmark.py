@@ -33,8 +33,9 @@ class Example:
 class Benchmark:
     """A benchmark: its train split (in the seeded order of `training_subset`) and test split.
 
-    `seed` is the seed of the train order (None when it was not shuffled here) and `sources`
-    the (name, licence) of each raw source it was built from.
+    `seed` is the seed of the train order (None when it was not shuffled here), `sources`
+    the (name, licence) of each raw source it was built from, and `skipped_rows` the (file, number
+    of rows) of each of the user's files whose unusable rows were skipped (``skip_bad_rows``).
     """
 
     name: str
@@ -43,6 +44,7 @@ class Benchmark:
     test: tuple[Example, ...]
     seed: int | None = None
     sources: tuple[tuple[str, str], ...] = ()
+    skipped_rows: tuple[tuple[str, int], ...] = ()
 
 
 class BenchmarkFileError(ValueError):
@@ -64,7 +66,9 @@ def training_subset(benchmark: Benchmark, n: int) -> tuple[Example, ...]:
 
 def write_benchmark(benchmark: Benchmark, path: str | os.PathLike) -> None:
     """Write `benchmark` atomically as JSON Lines: a header record, then one record per example
-    (``{"split": "train"|"test", "source": ..., "target": ...}``, train in its seeded order)."""
+    (``{"split": "train"|"test", "source": ..., "target": ...}``, train in its seeded order).
+    The header holds ``skipped_rows`` ([{"file", "rows"}]) only when rows were skipped, so that
+    every other benchmark file is as before."""
     header = {
         "format": FORMAT,
         "name": benchmark.name,
@@ -73,6 +77,8 @@ def write_benchmark(benchmark: Benchmark, path: str | os.PathLike) -> None:
         "counts": {"train": len(benchmark.train), "test": len(benchmark.test)},
         "sources": [{"name": n, "licence": licence} for n, licence in benchmark.sources],
     }
+    if benchmark.skipped_rows:
+        header["skipped_rows"] = [{"file": f, "rows": n} for f, n in benchmark.skipped_rows]
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(json.dumps(header, ensure_ascii=False) + "\n")
         for split, examples in (("train", benchmark.train), ("test", benchmark.test)):
@@ -111,6 +117,7 @@ def read_benchmark(path: str | os.PathLike) -> Benchmark:
         name=header["name"], kind=header["kind"], train=tuple(splits["train"]),
         test=tuple(splits["test"]), seed=header["seed"],
         sources=tuple((s["name"], s["licence"]) for s in header["sources"]),
+        skipped_rows=tuple((s["file"], s["rows"]) for s in header.get("skipped_rows", [])),
     )
 
 
@@ -124,9 +131,13 @@ def _check_header(record: object, path: str | os.PathLike) -> dict:
         and isinstance(record.get("sources"), list)
         and all(isinstance(s, dict) and isinstance(s.get("name"), str)
                 and isinstance(s.get("licence"), str) for s in record["sources"])
+        and isinstance(record.get("skipped_rows", []), list)
+        and all(isinstance(s, dict) and isinstance(s.get("file"), str)
+                and isinstance(s.get("rows"), int) for s in record.get("skipped_rows", []))
     )
     if not valid:
         raise BenchmarkFileError(
             f"{path}:1: expected a {FORMAT} header with name, kind ({'/'.join(KINDS)}), seed, "
-            f"counts (train, test) and sources (name, licence), got {json.dumps(record)[:160]}")
+            f"counts (train, test), sources (name, licence) and optionally skipped_rows (file, "
+            f"rows), got {json.dumps(record)[:160]}")
     return record

@@ -1,5 +1,13 @@
 """Benchmarks from the user's own data: local JSONL, JSON, CSV, TSV or Parquet files, read offline
-with ``datasets`` (`load_user_benchmark`).
+(JSONL and JSON line by line, the others with ``datasets``; `load_user_benchmark`).
+
+Every row is read one by one: a row that cannot be used (a line that is not JSON or not a JSON
+object, a source, target or text field that is missing, null, empty or not text) is named by its
+file, its place (JSON Lines: "line N", the 1-based line of the file; a JSON array: "record N";
+CSV/TSV: "data row N", counted from 1 below the header; Parquet: "row N") and the field. By default
+such rows stop the load with a `UserDataError` listing the first `BAD_ROWS_SHOWN` of them; with
+``skip_bad_rows=True`` (config key ``user_data.<name>.skip_bad_rows``) they are skipped, each one
+logged, and the number skipped per file is kept in the benchmark (`Benchmark.skipped_rows`).
 
 Command line, run by the workflow before any job to refuse a file that cannot be used::
 
@@ -13,6 +21,7 @@ import logging
 import math
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -29,11 +38,21 @@ USER_BUILDERS = {  # file extension -> (datasets builder, extra load_dataset arg
     ".tsv": ("csv", {"delimiter": "\t"}),
     ".parquet": ("parquet", {}),
 }
+BAD_ROWS_SHOWN = 5  # unusable rows listed in the error; the rest are counted ("and N more")
 _log = logging.getLogger(__name__)
 
 
 class UserDataError(BenchmarkFileError):
     """The user's data cannot make a benchmark; the message names the file and the field or key."""
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A row that cannot be used: `where` it is ("line 7", "record 3", "data row 3", "row 3") and
+    why (`problem`, naming the field and its config key)."""
+
+    where: str
+    problem: str
 
 
 # --------------------------------------------------------------------------- checks
@@ -86,45 +105,46 @@ def _check_test_file(train_path: Path, test_path: Path | None) -> None:
 # --------------------------------------------------------------------------- reading
 
 
-def _json_bad_line(path: Path) -> str | None:
-    """Where a JSON or JSON Lines file stops being valid ("line N: why"), or None."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        text = f.read()
-    if text.lstrip().startswith("["):
-        try:
-            json.loads(text)
-        except json.JSONDecodeError as err:
-            return f"line {err.lineno}: not JSON ({err.msg})"
-        return None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+def _json_rows(path: Path, key: str) -> list[tuple[str, object]]:
+    """The rows of a JSON Lines or JSON file as (where, record): "line N" (the 1-based line; blank
+    lines are no rows) of JSON Lines, "record N" of a JSON array. The record of a line that is not
+    UTF-8 text or not JSON is its `BadRow`; any other may be anything JSON holds (a non-object is
+    judged by `_row_examples`). An array that does not parse is an error: no row can be named."""
+    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    json_file, array = path.suffix.lower() == ".json", data.lstrip().startswith(b"[")
+    if json_file or array:
+        try:  # one JSON document: an array of records (or a single record)
+            document = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            if json_file and array:  # an array that does not parse: no row can be named
+                where = (f"line {err.lineno}: not JSON ({err.msg})"
+                         if isinstance(err, json.JSONDecodeError) else "not UTF-8 text")
+                raise UserDataError(f"{path} (key {key!r}): cannot be read as json: {where}") from err
+        else:  # else JSON Lines (in a .json file too, as datasets reads it)
+            records = document if isinstance(document, list) else [document]
+            return [(f"record {number}", record) for number, record in enumerate(records, start=1)]
+    rows: list[tuple[str, object]] = []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
             continue
         try:
-            record = json.loads(line)
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            rows.append((f"line {number}", BadRow(f"line {number}", "not UTF-8 text")))
+            continue
+        try:
+            rows.append((f"line {number}", json.loads(line)))
         except json.JSONDecodeError as err:
-            return f"line {number}: not JSON ({err.msg})"
-        if not isinstance(record, dict):
-            return f"line {number}: expected a JSON object, got {line.strip()[:80]}"
-    return None
+            rows.append((f"line {number}", BadRow(f"line {number}", f"not JSON ({err.msg})")))
+    return rows
 
 
-def _user_text(value: object, path: Path, field: str, key: str, row: int) -> str:
-    """A cell as stripped text: None and NaN are empty, numbers and booleans as in JSON."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, (bool, int, float)):
-        return json.dumps(value)
-    raise UserDataError(f"{path}: row {row}, field {field!r} (key {key!r}) holds "
-                        f"{type(value).__name__} {str(value)[:80]}, expected text")
-
-
-def _load_user_table(path: Path, key: str, cache_dir: str):
-    """One user file as a ``datasets.Dataset``, read with the builder of its extension (every
-    CSV/TSV column as text)."""
-    import datasets  # heavy: only imported for hub and user benchmarks
-
+def _load_user_table(path: Path, key: str, fields: Sequence[str],
+                     cache_dir: str) -> tuple[list[str], list[tuple[str, object]]]:
+    """One user file as (its columns, its rows as (where, record)): JSON Lines and JSON read here,
+    line by line (so that each bad line can be named; the columns are every key of its objects),
+    CSV/TSV and Parquet with the ``datasets`` builder of the extension (every CSV/TSV column as
+    text; "data row N" counted from 1 below the header), their records holding only `fields`."""
     if not path.exists():
         raise UserDataError(f"{path} (key {key!r}): no such file")
     if not path.is_file():
@@ -136,6 +156,15 @@ def _load_user_table(path: Path, key: str, cache_dir: str):
     if path.stat().st_size == 0:
         raise UserDataError(f"{path} (key {key!r}): empty file")
     builder, options = USER_BUILDERS[extension]
+    if builder == "json":
+        rows = _json_rows(path, key)
+        columns: dict[str, None] = {}
+        for _, record in rows:
+            if isinstance(record, dict):
+                columns.update(dict.fromkeys(record))
+        return list(columns), rows
+    import datasets  # heavy: only imported for hub and user benchmarks
+
     options = dict(options)
     if builder == "csv":  # every column as text: keeps "007", "1.50" and "NA" as written
         import pandas
@@ -148,55 +177,119 @@ def _load_user_table(path: Path, key: str, cache_dir: str):
         options.update(features=datasets.Features({c: datasets.Value("string") for c in header}),
                        keep_default_na=False)
     try:
-        return datasets.load_dataset(builder, data_files={"train": str(path)}, split="train",
-                                     cache_dir=cache_dir, **options)
+        loaded = datasets.load_dataset(builder, data_files={"train": str(path)}, split="train",
+                                       cache_dir=cache_dir, **options)
     except Exception as err:
         cause = err.__cause__ or err
-        where = _json_bad_line(path) if builder == "json" else None
-        raise UserDataError(
-            f"{path} (key {key!r}): cannot be read as {extension[1:]}"
-            + (f": {where}" if where else f" ({type(cause).__name__}: {cause})")) from err
+        raise UserDataError(f"{path} (key {key!r}): cannot be read as {extension[1:]} "
+                            f"({type(cause).__name__}: {cause})") from err
+    label = "data row" if builder == "csv" else "row"
+    records = loaded.select_columns([f for f in fields if f in loaded.column_names]).to_list()
+    return loaded.column_names, [(f"{label} {number}", record)
+                                 for number, record in enumerate(records, start=1)]
 
 
-def _read_user_file(path: Path, fields: dict[str, str], kind: str, key: str,
-                    cache_dir: str) -> list[Example]:
-    """The examples of one user file, read with `datasets.load_dataset`; empty texts dropped."""
-    loaded = _load_user_table(path, key, cache_dir)
-    columns = loaded.column_names
+def _cell_text(record: dict, field: str) -> tuple[str, str | None]:
+    """A field of a row as stripped text, or ("", why it cannot be used): missing, null, NaN,
+    empty (or only white space), or not text; numbers and booleans are text as JSON writes them."""
+    if field not in record:
+        return "", "is missing"
+    value = record[field]
+    if value is None:
+        return "", "is null"
+    if isinstance(value, str):
+        text = value.strip()
+        return (text, None) if text else ("", "is empty")
+    if isinstance(value, (float, np.floating)) and math.isnan(value):
+        return "", "is NaN"
+    if isinstance(value, (bool, np.bool_)):
+        return json.dumps(bool(value)), None
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return json.dumps(value.item() if isinstance(value, np.generic) else value), None
+    return "", f"holds {type(value).__name__} {json.dumps(value, default=str)[:60]}, not text"
+
+
+def _row_examples(rows: list[tuple[str, object]],
+                  fields: dict[str, str]) -> tuple[list[Example], list[BadRow]]:
+    """The examples of the usable rows (source "" for language modelling) and every unusable row."""
+    examples, bad = [], []
+    for where, record in rows:
+        if isinstance(record, BadRow):
+            bad.append(record)
+            continue
+        if not isinstance(record, dict):
+            shown = json.dumps(record, default=str)[:60]
+            bad.append(BadRow(where, f"not a JSON object (got {shown})"))
+            continue
+        texts, problems = {}, []
+        for role, field in fields.items():
+            texts[role], problem = _cell_text(record, field)
+            if problem:
+                problems.append(f"field {field!r} (key {role!r}) {problem}")
+        if problems:
+            bad.append(BadRow(where, "; ".join(problems)))
+        else:
+            examples.append(Example(texts.get("source_field", ""),
+                                    texts.get("target_field", texts.get("text_field", ""))))
+    return examples, bad
+
+
+def _bad_rows_message(path: Path, key: str, name: str, bad: list[BadRow], rows: int) -> str:
+    """The error for the unusable rows of one file: how many, the first `BAD_ROWS_SHOWN` of them
+    (one per line, indented), then how many more, and the key that would skip them."""
+    counted = (" (data rows counted from 1 below the header)"
+               if bad[0].where.startswith("data row") else "")
+    lines = [f"{path} (key {key!r}): {len(bad)} of its {rows} row{'s' if rows != 1 else ''} "
+             f"cannot be used{counted}; fix "
+             f"them, or set user_data.{name}.skip_bad_rows: true to skip them:"]
+    lines += [f"  {row.where}: {row.problem}" for row in bad[:BAD_ROWS_SHOWN]]
+    if len(bad) > BAD_ROWS_SHOWN:
+        lines.append(f"  and {len(bad) - BAD_ROWS_SHOWN} more")
+    return "\n".join(lines)
+
+
+def _read_user_file(path: Path, fields: dict[str, str], key: str, cache_dir: str, name: str,
+                    skip_bad_rows: bool) -> tuple[list[Example], int]:
+    """The examples of one user file and the number of unusable rows skipped; unusable rows are
+    an error naming them unless `skip_bad_rows`, when each is logged and skipped."""
+    columns, rows = _load_user_table(path, key, list(dict.fromkeys(fields.values())), cache_dir)
     for role, field in fields.items():
-        if field not in columns:
+        if columns and field not in columns:  # (no columns: not one JSON object, every row bad)
             raise UserDataError(f"{path} (key {key!r}): no field {field!r} (key {role!r}); "
                                 f"it has {columns}")
-    target_field = fields["target_field" if kind == "pairs" else "text_field"]
-    table = loaded.select_columns(list(dict.fromkeys(fields.values()))).to_dict()
-    targets = [_user_text(value, path, target_field, key, row)
-               for row, value in enumerate(table[target_field], start=1)]
-    sources = ([""] * len(targets) if kind == "lm" else
-               [_user_text(value, path, fields["source_field"], key, row)
-                for row, value in enumerate(table[fields["source_field"]], start=1)])
-    examples = [Example(source, target) for source, target in zip(sources, targets)
-                if target and (kind == "lm" or source)]
-    dropped = len(targets) - len(examples)
-    if dropped:
-        _log.info("%s: dropped %d of %d rows with an empty %s", path, dropped, len(targets),
-                  "text" if kind == "lm" else "source or target")
+    examples, bad = _row_examples(rows, fields)
+    if bad and not skip_bad_rows:
+        raise UserDataError(_bad_rows_message(path, key, name, bad, len(rows)))
+    for row in bad:
+        _log.warning("%s (key %r): skipped %s (skip_bad_rows): %s", path, key, row.where,
+                     row.problem)
+    if bad:
+        _log.warning("%s (key %r): skipped %d of %d rows (skip_bad_rows)", path, key, len(bad),
+                     len(rows))
     if not examples:
         raise UserDataError(f"{path} (key {key!r}): no example with a non-empty "
                             f"{' and '.join(repr(f) for f in fields.values())}")
-    return examples
+    return examples, len(bad)
 
 
 def _read_user_files(
-        train_path: Path, test_path: Path | None, fields: dict[str, str], kind: str,
-        cache_dir: str | os.PathLike | None) -> tuple[list[Example], list[Example] | None]:
-    """The examples of the train file and of the test file (None without one); ``datasets``
-    caches its Arrow copies in `cache_dir` or else in a temporary directory removed afterwards."""
+        train_path: Path, test_path: Path | None, fields: dict[str, str], name: str,
+        skip_bad_rows: bool, cache_dir: str | os.PathLike | None,
+) -> tuple[list[Example], list[Example] | None, tuple[tuple[str, int], ...]]:
+    """The examples of the train file and of the test file (None without one), and the (file,
+    rows skipped) of each file with skipped rows; ``datasets`` caches its Arrow copies in
+    `cache_dir` or else in a temporary directory removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="lensllm-user-data-") as tmp:
         cache = os.fspath(cache_dir) if cache_dir is not None else tmp
-        pool = _read_user_file(train_path, fields, kind, "train_file", cache)
-        given_test = (None if test_path is None
-                      else _read_user_file(test_path, fields, kind, "test_file", cache))
-    return pool, given_test
+        pool, skipped = _read_user_file(train_path, fields, "train_file", cache, name,
+                                        skip_bad_rows)
+        counts = [(os.fspath(train_path), skipped)]
+        given_test = None
+        if test_path is not None:
+            given_test, skipped = _read_user_file(test_path, fields, "test_file", cache, name,
+                                                  skip_bad_rows)
+            counts.append((os.fspath(test_path), skipped))
+    return pool, given_test, tuple((path, n) for path, n in counts if n)
 
 
 # --------------------------------------------------------------------------- splits
@@ -256,14 +349,18 @@ def load_user_benchmark(train_file: str | os.PathLike, *, name: str,
                         text_field: str | None = None, test_file: str | os.PathLike | None = None,
                         test_size: int | None = None, max_train: int | None = None,
                         min_train: int = 0, min_train_key: str = "sizes", seed: int = 0,
+                        skip_bad_rows: bool = False,
                         cache_dir: str | os.PathLike | None = None) -> Benchmark:
     """A benchmark from the user's own data: a local JSONL, JSON, CSV, TSV or Parquet file.
 
-    The files are read offline with ``datasets.load_dataset`` (builder "json", "csv" or
-    "parquet" by extension; every CSV/TSV column is read as text). `source_field` and
+    The files are read offline: JSON Lines and JSON line by line with ``json``, CSV, TSV and
+    Parquet with ``datasets.load_dataset`` (every CSV/TSV column as text). `source_field` and
     `target_field` make a ``pairs`` benchmark (the source is the prompt, the loss is taken on the
-    target), `text_field` alone an ``lm`` one (source ""). Texts are stripped; rows with an empty
-    text are dropped and counted in the log.
+    target), `text_field` alone an ``lm`` one (source ""). Texts are stripped; numbers and
+    booleans are text as JSON writes them. A row that cannot be used (not JSON, not an object, a
+    field missing, null, empty or not text) is an error naming the file, the row and the field
+    (the first `BAD_ROWS_SHOWN` such rows, then how many more); with `skip_bad_rows` such rows are
+    skipped instead, each one logged, and `Benchmark.skipped_rows` holds how many per file.
 
     The test split is the whole `test_file`, cut at `test_size` when that is given, or else
     `test_size` (default `USER_TEST_SIZE`) distinct examples of `train_file` drawn with
@@ -274,7 +371,7 @@ def load_user_benchmark(train_file: str | os.PathLike, *, name: str,
 
     Raises `UserDataError` (a `BenchmarkFileError`, so a `ValueError`) naming the file and the
     field or key: a missing file, an unknown extension, a file that cannot be parsed, a missing
-    field, too few examples for the test split or for `min_train` training examples (the
+    field, unusable rows (unless `skip_bad_rows`), too few examples for the test split or for `min_train` training examples (the
     largest training size; `min_train_key` is the config key asking for it), and a `test_file`
     that is `train_file`. `cache_dir` is where ``datasets`` caches its Arrow copy of the files
     (default: a temporary directory, removed afterwards).
@@ -284,7 +381,8 @@ def load_user_benchmark(train_file: str | os.PathLike, *, name: str,
     _check_sizes(train_path, test_size, max_train, min_train, min_train_key)
     test_path = None if test_file is None else Path(test_file)
     _check_test_file(train_path, test_path)
-    pool, given_test = _read_user_files(train_path, test_path, fields, kind, cache_dir)
+    pool, given_test, skipped = _read_user_files(train_path, test_path, fields, name,
+                                                 skip_bad_rows, cache_dir)
     order = np.random.default_rng(seed).permutation(len(pool))
     if given_test is not None:
         test = _given_test(given_test, test_size, test_path)
@@ -298,7 +396,8 @@ def load_user_benchmark(train_file: str | os.PathLike, *, name: str,
               name, len(train), len(test), seed)
     files = (train_path,) if test_path is None else (train_path, test_path)
     return Benchmark(name=name, kind=kind, train=tuple(train), test=tuple(test), seed=seed,
-                     sources=tuple((os.fspath(path), USER_LICENCE) for path in files))
+                     sources=tuple((os.fspath(path), USER_LICENCE) for path in files),
+                     skipped_rows=skipped)
 
 
 # --------------------------------------------------------------------------- command line
@@ -322,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(err, file=sys.stderr)
         return 1
     print(json.dumps({"name": benchmark.name, "kind": benchmark.kind, "train": len(benchmark.train),
-                      "test": len(benchmark.test)}))
+                      "test": len(benchmark.test), "skipped_rows": dict(benchmark.skipped_rows)}))
     return 0
 
 

@@ -37,10 +37,80 @@ class ConfigError(ValueError):
 
 
 def flops_budget(config: Mapping[str, Any]) -> Any:
-    """Select mode's select.flops_budget (total fine-tuning FLOPs per benchmark), else None."""
+    """Select mode's select.flops_budget when it chooses the budget (select.budget null: the
+    checkpoint plan_selection takes the largest size it affords on each benchmark), else None. With
+    select.budget and rounds (select.max_rounds > 0) the FLOPs budget caps the rounds instead
+    (`rounds_flops_budget`)."""
     if config.get("mode", "evaluate") != "select":
         return None
-    return config.get("select", {}).get("flops_budget")
+    choice = config.get("select", {})
+    return choice.get("flops_budget") if choice.get("budget") is None else None
+
+
+def rounds_on(config: Mapping[str, Any]) -> bool:
+    """Whether select mode runs rounds after round 0 (select.max_rounds > 0, rules/race.smk)."""
+    return config.get("mode", "evaluate") == "select" and config.get("select", {}).get("max_rounds", 0) > 0
+
+
+def rounds_flops_budget(config: Mapping[str, Any]) -> float | None:
+    """The FLOPs budget of select mode's rounds: select.flops_budget as a number, a TOTAL over round 0,
+    every round and every benchmark; None when not given (the rounds are then bounded by
+    select.max_rounds, select.reach and the data only)."""
+    given = config.get("select", {}).get("flops_budget")
+    return None if given is None else float(given)
+
+
+def race_ladder(config: Mapping[str, Any]) -> list[int]:
+    """The sizes the rounds may buy: doublings of select.budget (2b, 4b, ...) up to select.reach x b,
+    below select.full_size and within the training pool (data.max_train). A benchmark whose file
+    holds fewer training examples buys only the sizes it holds (the round-0 job reads its count)."""
+    choice = config["select"]
+    budget, reach = choice["budget"], choice.get("reach", 8)
+    ladder, size = [], 2 * budget
+    while size <= reach * budget and size < choice["full_size"] and size <= config["data"]["max_train"]:
+        ladder.append(size)
+        size *= 2
+    return ladder
+
+
+def _positive_flops(value: Any) -> float:
+    """select.flops_budget as a positive number, else a ConfigError naming the key."""
+    try:
+        budget = float(value)
+    except ValueError:
+        budget = -1.0
+    if not budget > 0:
+        raise ConfigError(f"key 'select.flops_budget' ({value!r}) must be a positive number of FLOPs")
+    return budget
+
+
+def check_rounds(config: Mapping[str, Any]) -> None:
+    """Select mode's rounds (select.max_rounds > 0): they extend round 0 (select.budget) with AtS's
+    forecasts, within select.flops_budget when given, and need a size to grow into."""
+    choice = config["select"]
+    if choice.get("budget") is None:
+        raise ConfigError(
+            f"key 'select.max_rounds' ({choice['max_rounds']}) needs 'select.budget' (round 0's largest "
+            "size): with select.budget null, select.flops_budget chooses the budget (plan_selection) and "
+            "there are no rounds; set select.max_rounds: 0, or give select.budget (select.flops_budget "
+            "then caps round 0 and every round together)"
+        )
+    if choice["pick_method"] != "AtS":
+        raise ConfigError(
+            f"key 'select.pick_method' ({choice['pick_method']}): the rounds (select.max_rounds > 0) "
+            "forecast with AtS's line on the sizes each candidate owns; set select.pick_method: AtS, or "
+            "select.max_rounds: 0"
+        )
+    if choice.get("flops_budget") is not None:
+        _positive_flops(choice["flops_budget"])
+    if not race_ladder(config):
+        raise ConfigError(
+            f"key 'select.max_rounds' ({choice['max_rounds']}): the rounds fine-tune the contenders at "
+            f"2 x select.budget = {2 * choice['budget']} and beyond, but that is above select.reach x "
+            f"budget ({choice.get('reach', 8) * choice['budget']}), data.max_train "
+            f"({config['data']['max_train']}) or not below select.full_size ({choice['full_size']}); "
+            "set select.max_rounds: 0 or make room"
+        )
 
 
 def offline_benchmarks(config: Mapping[str, Any]) -> list[str]:
@@ -74,21 +144,20 @@ def selection_sizes(config: Mapping[str, Any]) -> list[int]:
     """
     choice, sizes = config["select"], sorted(config["sizes"])
     given = [k for k in ("budget", "flops_budget") if choice.get(k) is not None]
-    if len(given) != 1:
+    rounds = choice.get("max_rounds", 0) > 0
+    if rounds:
+        check_rounds(config)
+    elif len(given) != 1:
         raise ConfigError(
             "give exactly one of 'select.budget' (the largest training subset per candidate) and "
             "'select.flops_budget' (the fine-tuning FLOPs of the whole selection per benchmark), the "
             f"other null or absent; {'both are' if given else 'neither is'} given"
             + (" (a file laid over config/select.yaml inherits its budget: set budget: null)" if given else "")
+            + (" (both together only with rounds: select.max_rounds > 0)" if len(given) == 2 else "")
         )
     flops = flops_budget(config)
     if flops is not None:
-        try:
-            budget = float(flops)
-        except ValueError:
-            budget = -1.0
-        if not budget > 0:
-            raise ConfigError(f"key 'select.flops_budget' ({flops!r}) must be a positive number of FLOPs")
+        _positive_flops(flops)
         if choice["full_size"] <= sizes[-1]:
             raise ConfigError(
                 f"key 'select.full_size' ({choice['full_size']}) must be larger than every size of "
@@ -178,7 +247,8 @@ def check_job_python(command: str = "python") -> None:
 
 def user_data_spec(config: Mapping[str, Any], name: str, sizes: Sequence[int]) -> dict[str, Any]:
     """The keyword arguments of lensllm.data.user.load_user_benchmark for user_data entry `name`
-    (`sizes`: the run's training sizes, the largest of which the file must hold)."""
+    (`sizes`: the run's training sizes, the largest of which the file must hold): every key of the
+    entry as given (skip_bad_rows included), test_size defaulting to data.test_size."""
     spec = {"test_size": config["data"]["test_size"], **config["user_data"][name]}
     select = config.get("mode", "evaluate") == "select"
     return {
@@ -213,7 +283,15 @@ def check_user_data(config: Mapping[str, Any], results: str, sizes: Sequence[int
             text=True,
         )
         if result.returncode != 0:
-            raise ConfigError(f"key 'user_data.{name}': {result.stderr.strip().splitlines()[-1]}")
+            raise ConfigError(f"key 'user_data.{name}': {_last_message(result.stderr)}")
+
+
+def _last_message(stderr: str) -> str:
+    """The last message of a command's stderr: its last line that is not indented, with the
+    indented lines after it (the unusable rows a user data error lists, one per line)."""
+    lines = stderr.rstrip().splitlines() or [""]
+    start = max((i for i, line in enumerate(lines) if not line[:1].isspace()), default=0)
+    return "\n".join(lines[start:])
 
 
 def repository_path(path: str | Path, basedir: str | Path) -> Path:

@@ -68,11 +68,12 @@ def model_directory(results: str, name: str, model: Mapping[str, Any]) -> list[s
 
 
 def model_term_inputs(
-    results: str, benchmark: str, models: Iterable[str], *, published: bool, adaptive: bool
+    results: str, benchmark: str, models: Iterable[str], *, published: bool, spends_flops: bool
 ) -> dict[str, Any]:
     """On our grid: each model's NTK term and weight spectra, and the optimizer steps of each run;
-    in every mode the FLOPs of each fine-tune, when Adaptive (`adaptive`) spends by them."""
-    flops = {"flops": f"{results}/finetune_flops/{benchmark}.tsv"} if adaptive else {}
+    in every mode the FLOPs of each fine-tune, when a selector spends by them (`spends_flops`:
+    Adaptive, Race)."""
+    flops = {"flops": f"{results}/finetune_flops/{benchmark}.tsv"} if spends_flops else {}
     if published:
         return flops
     models = list(models)
@@ -121,6 +122,47 @@ def selection_plan_inputs(results: str, benchmark: str, *, flops_plan: bool) -> 
     return {"plan": f"{results}/plan/{benchmark}.json"} if flops_plan else {}
 
 
+def race_record(results: str, benchmark: str, round_index: int | str) -> str:
+    """Select mode's rounds: the record the job of round `round_index` writes (rules/race.smk)."""
+    return f"{results}/race/{benchmark}/round{round_index}.json"
+
+
+def race_bought(results: str, benchmark: str, record: str | Path) -> list[str]:
+    """The fine-tunes the round of `record` (a checkpoint race_round's JSON) bought for the next one."""
+    bought = json.loads(Path(record).read_text())["rounds"][-1]["next"]
+    return [f"{results}/finetune/{benchmark}/{m}/{s}.json" for m, s in bought]
+
+
+def race_stopped(record: str | Path) -> bool:
+    """Whether the round of `record` (a checkpoint race_round's JSON) is the last."""
+    return bool(json.loads(Path(record).read_text())["rounds"][-1]["stopped"])
+
+
+def race_round_inputs(results: str, benchmark: str, round_index: int | str, models: Iterable[str],
+                      sizes: Sequence[int], checkpoint: Any) -> dict[str, Any]:
+    """What the job of round `round_index` reads: round 0 the fine-tunes of every candidate at the
+    training `sizes` of round 0 and the benchmark (for its number of training examples); round r
+    round r-1's record and the fine-tunes it bought, asked of the checkpoint (`checkpoint`:
+    Snakemake's checkpoints.race_round, whose .get() stops the DAG until that round has run)."""
+    index = int(round_index)
+    if index == 0:
+        return {"jobs": finetune_results(results, benchmark, models, [s for s in sizes if s > 0]),
+                "benchmark": f"{results}/data/{benchmark}.jsonl"}
+    previous = checkpoint.get(benchmark=benchmark, round=str(index - 1)).output[0]
+    return {"previous": previous, "jobs": race_bought(results, benchmark, previous)}
+
+
+def last_race_record(benchmark: str, max_rounds: int, checkpoint: Any) -> str:
+    """The record of the benchmark's last round: each round's checkpoint (`checkpoint`:
+    checkpoints.race_round) asked in turn from round 0 until one says the rounds stopped (at most
+    `max_rounds` + 1 rounds: race_round stops at select.max_rounds)."""
+    for index in range(max_rounds + 1):
+        record = checkpoint.get(benchmark=benchmark, round=str(index)).output[0]
+        if race_stopped(record):
+            return record
+    raise ValueError(f"{benchmark}: none of rounds 0 ... {max_rounds} stopped (select.max_rounds)")
+
+
 def paper_figure_inputs(results: str, benchmarks: Sequence[str], figure: str) -> dict[str, Any]:
     """What each paper figure is drawn from."""
     losses = [f"{results}/losses/{b}.tsv" for b in benchmarks]
@@ -135,9 +177,11 @@ def paper_figure_inputs(results: str, benchmarks: Sequence[str], figure: str) ->
 
 
 def paper_outputs(results: str, benchmarks: Sequence[str]) -> list[str]:
-    """Paper mode's tables, ablations and figures (Lin et al. 2024)."""
+    """Paper mode's tables, ablations and figures (Lin et al. 2024), and Race against AtS cell by cell."""
     paper = paper_dir(results)
     return [
+        f"{results}/race.tsv",
+        f"{results}/race.md",
         *[f"{paper}/{name}.{ext}" for name in ["table1", "table2", "table3"] for ext in ["tsv", "md", "tex"]],
         f"{paper}/ablation_hyper.tsv",
         f"{paper}/ablation_size.tsv",

@@ -13,6 +13,8 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lensllm.pipeline.config import race_ladder, rounds_flops_budget
+
 # finetune keys that are resources or workflow settings, not options of `python -m lensllm.training.finetune`.
 FINETUNE_WORKFLOW_KEYS = (
     "threads",
@@ -119,4 +121,32 @@ def recommend_params(config: Mapping[str, Any]) -> dict[str, Any]:
         "settle_p_best": choice["settle_p_best"],
         "settings": config["selection"],
         "uncertainty": config.get("uncertainty", {}),
+    }
+
+
+def race_params(config: Mapping[str, Any], benchmarks: int) -> dict[str, Any]:
+    """The settings of select mode's rounds (select.max_rounds > 0) every round job takes: round 0's
+    budget, N, the sizes the rounds may buy, the FLOPs budget (a total over every round and
+    benchmark) and how many benchmarks share it, AtS's k and delta, and the knobs of
+    `lensllm.selection.RaceSettings`."""
+    choice, uncertainty = config["select"], config.get("uncertainty", {})
+    return {
+        "budget": choice["budget"],
+        "full_size": choice["full_size"],
+        "ladder": race_ladder(config),
+        "flops_budget": rounds_flops_budget(config),
+        "benchmarks": benchmarks,
+        "k": config["selection"]["ats_k"],
+        "delta": config["selection"]["ats_delta"],
+        "settings": {
+            "first": 1,
+            "contenders": choice.get("contenders", 3),
+            "margin": choice.get("margin", 0.2),
+            "reach": choice.get("reach", 8),
+            "max_rounds": choice["max_rounds"],
+            "settle_p_best": choice["settle_p_best"],
+            "shared": choice.get("shared", 0.5),
+            "backtests": uncertainty.get("backtests", 3),
+            "curvature_window": uncertainty.get("curvature_window", 0.5),
+        },
     }

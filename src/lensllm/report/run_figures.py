@@ -140,12 +140,71 @@ def plot_metric_cost(selection: pd.DataFrame, metric: str, path: str | os.PathLi
     save_figure(fig, path)
 
 
+def _log_log_axes(ax) -> None:
+    """Log-log axes with plain tick labels (the recommendation figures)."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_major_locator(MaxNLocator(6))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%.2f"))
+    ax.yaxis.set_minor_locator(NullLocator())
+
+
+def plot_rounds(rounds, full_size: int, uncertainty: UncertaintySettings, path: str | os.PathLike) -> None:
+    """Select mode's rounds (`rounds`, a `lensllm.selection.recommend.RoundsRecord` after its last round):
+    each candidate's fine-tunes, marked by the round that bought them, and its forecast at N after the
+    last round: the median with its interval (a bar at N, the candidates side by side, the pick's label
+    first) and the expected loss (x), the pick rule."""
+    import math
+
+    from matplotlib.lines import Line2D
+    from scipy.special import ndtri
+
+    z = float(ndtri(0.5 + uncertainty.level / 2))
+    bought_in, standing = rounds.bought_in(), {s.model: s for s in rounds.last.standings}
+    order = [s.model for s in rounds.last.standings]
+    markers = "osD^v<>ph*"
+    fig, ax = plt.subplots(figsize=(8, 5))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, model in enumerate(rounds.models):
+        color, owned, s = colors[k % len(colors)], rounds.owned[model], standing[model]
+        sizes = sorted(owned)
+        ax.plot(sizes, [owned[x] for x in sizes], "-", color=color, alpha=0.5, linewidth=1)
+        for x in sizes:
+            ax.plot([x], [owned[x]], markers[bought_in[(model, x)] % len(markers)], color=color, linestyle="none")
+        at = full_size * math.exp(0.05 * (order.index(model) - (len(order) - 1) / 2))
+        low, high = s.median * math.exp(-z * s.sigma), s.median * math.exp(z * s.sigma)
+        ax.plot([sizes[-1], at], [owned[sizes[-1]], s.median], ":", color=color, linewidth=1)
+        ax.errorbar([at], [s.median], yerr=[[s.median - low], [high - s.median]], fmt="_", color=color,
+                    capsize=3, label=f"{model}: E[L] {s.expected:.3f}, P(best) {s.p_best:.2f}")
+        ax.plot([at], [s.expected], "x", color=color)
+    handles, labels = ax.get_legend_handles_labels()
+    ranked = sorted(zip(handles, labels), key=lambda hl: order.index(hl[1].split(":")[0]))
+    used = sorted({r for r in bought_in.values()})
+    ranked += [(Line2D([], [], marker=markers[r % len(markers)], color="grey", linestyle="none"), f"round {r}")
+               for r in used]
+    ax.legend(*zip(*ranked), fontsize=7, loc="best")
+    ax.axvline(rounds.budget, color="grey", linestyle=":", linewidth=1)
+    ax.axvline(full_size, color="black", linestyle="--", linewidth=1)
+    _log_log_axes(ax)
+    ax.set_xlabel("training examples D (dotted: round 0's budget, dashed: N)")
+    ax.set_ylabel("test loss")
+    ax.set_title(f"{rounds.benchmark}: fine-tunes by round, forecasts at N = {full_size:,} after round "
+                 f"{rounds.last.index} ({uncertainty.level:.0%} interval, x: expected loss)", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
 def plot_recommendation(table: LossTable, full_size: int, budget: int, method: str, path: str | os.PathLike,
                         settings: SelectionSettings | None = None, uncertainty: UncertaintySettings | None = None,
-                        terms: ModelTerms | None = None, points: int = 12) -> None:
+                        terms: ModelTerms | None = None, points: int = 12, rounds=None) -> None:
     """Each candidate's measured points up to the budget, and `method`'s predicted curve with its band
-    (the forecast at sizes from 2 x budget out to N, log-spaced) on log-log axes."""
+    (the forecast at sizes from 2 x budget out to N, log-spaced) on log-log axes; with select mode's
+    `rounds`, `plot_rounds`."""
     uncertainty = uncertainty or UncertaintySettings()
+    if rounds is not None:
+        plot_rounds(rounds, full_size, uncertainty, path)
+        return
     targets = sorted({int(round(x)) for x in np.geomspace(2 * budget, full_size, points)} | {full_size})
     curves = [forecast(method, table, [budget], t, settings, terms, uncertainty)[0] for t in targets]
     fig, ax = plt.subplots(figsize=(8, 5))
@@ -168,12 +227,7 @@ def plot_recommendation(table: LossTable, full_size: int, budget: int, method: s
             ax.fill_between(xs, lo, hi, color=color, alpha=0.15)
     ax.axvline(budget, color="grey", linestyle=":", linewidth=1)
     ax.axvline(full_size, color="black", linestyle="--", linewidth=1)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
-    ax.yaxis.set_major_locator(MaxNLocator(6))
-    ax.yaxis.set_major_formatter(FormatStrFormatter("%.2f"))
-    ax.yaxis.set_minor_locator(NullLocator())
+    _log_log_axes(ax)
     ax.set_xlabel("training examples D (dotted: budget, dashed: N)")
     ax.set_ylabel("test loss")
     ax.set_title(f"{table.benchmark}: measured up to {budget}, {method} forecast to N = {full_size:,} "

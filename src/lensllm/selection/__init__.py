@@ -1,7 +1,7 @@
 """Selectors and what is built on them: the registry and AtS, the other selectors, Adaptive's rounds,
 forecast uncertainty, the recommendation and the evaluation against the full-data truth.
 
-Importing the package registers every selector (`ats`, `selectors`, `adaptive`); its public names
+Importing the package registers every selector (`ats`, `selectors`, `adaptive`, `race`); its public names
 are re-exported here.
 """
 
@@ -10,6 +10,7 @@ from lensllm.selection.registry import (
     MODEL_TERM_SELECTORS,
     SELECTORS,
     AdaptiveSettings,
+    RaceSettings,
     ModelTerms,
     Selection,
     SelectionSettings,
@@ -18,7 +19,7 @@ from lensllm.selection.registry import (
     select,
 )
 from lensllm.selection.ats import AtsFit, ats_fit  # noqa: E402  (registers AtS)
-from lensllm.selection import adaptive, selectors  # noqa: E402, F401  (register the others)
+from lensllm.selection import adaptive, race, selectors  # noqa: E402, F401  (register the others)
 
-__all__ = ["METHODS", "MODEL_TERM_SELECTORS", "SELECTORS", "AdaptiveSettings", "AtsFit", "ModelTerms", "Selection",
+__all__ = ["METHODS", "MODEL_TERM_SELECTORS", "SELECTORS", "AdaptiveSettings", "AtsFit", "RaceSettings", "ModelTerms", "Selection",
            "SelectionSettings", "ats_fit", "curve_selectors", "run_selector", "select"]

@@ -21,7 +21,7 @@ from lensllm.curves.terms import NtkTerm, WeightMetrics
 
 # Every selector, in the order of the tables and figures.
 METHODS = ("ZeroShot", "SubTuning", "ModelSize", "AtS", "RectifiedFit", "VanillaFit", "LensLLM",
-           "LensLLM-NTK-fixed", "LensLLM-NTK-fitted", "NLPMetrics", "Adaptive")
+           "LensLLM-NTK-fixed", "LensLLM-NTK-fitted", "NLPMetrics", "Adaptive", "Race")
 # The selectors that need the models themselves (NTK terms, weight spectra), not only their loss
 # curves: they run on our fine-tuning grid, not on published curves.
 MODEL_TERM_SELECTORS = ("LensLLM-NTK-fixed", "LensLLM-NTK-fitted", "NLPMetrics")
@@ -46,6 +46,27 @@ class AdaptiveSettings:
 
 
 @dataclass(frozen=True)
+class RaceSettings:
+    """The knobs of `Race` (lensllm.selection.race; config: selection.race_*; select mode: select.*)."""
+
+    first: int = 8
+    contenders: int = 3
+    margin: float = 0.2
+    reach: int = 8
+    max_rounds: int = 8
+    settle_p_best: float = 0.0
+    shared: float = 0.5
+    backtests: int = 3
+    curvature_window: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.first < 1 or self.reach < 1 or self.contenders < 1 or self.max_rounds < 0:
+            raise ValueError(f"race first, reach and contenders must be >= 1 and max_rounds >= 0, got {self}")
+        if self.margin < 0 or not 0 <= self.shared < 1 or not 0 <= self.settle_p_best <= 1:
+            raise ValueError(f"race margin must be >= 0, shared in [0, 1) and settle_p_best in [0, 1], got {self}")
+
+
+@dataclass(frozen=True)
 class SelectionSettings:
     """Knobs of the selectors: AtS's k and delta, the fitting seed and multi-start sizes."""
 
@@ -60,10 +81,20 @@ class SelectionSettings:
     adaptive_reach: int = 2
     adaptive_contention: float = 0.0
     adaptive_prior: bool = False
+    race_first: int = 8
+    race_contenders: int = 3
+    race_margin: float = 0.2
+    race_reach: int = 8
+    race_shared: float = 0.5
 
     def adaptive(self) -> AdaptiveSettings:
         """The `Adaptive` selector's own settings."""
         return AdaptiveSettings(self.adaptive_first_round, self.adaptive_reach, self.adaptive_contention, self.adaptive_prior)
+
+    def race(self) -> RaceSettings:
+        """The `Race` selector's own settings (no early settling: it spends up to AtS's compute)."""
+        return RaceSettings(first=self.race_first, contenders=self.race_contenders, margin=self.race_margin,
+                            reach=self.race_reach, shared=self.race_shared)
 
     def __post_init__(self) -> None:
         if self.nlpmetrics_metric not in ("alpha", "alpha_weighted"):
