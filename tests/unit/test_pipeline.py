@@ -231,7 +231,7 @@ def test_rounds_take_the_budget_and_a_total_flops_budget_and_buy_doublings():
     params = race_params(config, 2)
     assert params == {"budget": 128, "full_size": 20000, "ladder": [256, 512], "flops_budget": 1.5e12,
                       "benchmarks": 2, "k": 3, "delta": 5.0,
-                      "settings": {"first": 1, "contenders": 3, "margin": 0.1, "reach": 8, "max_rounds": 4,
+                      "settings": {"first": 1, "contenders": 3, "margin": 0.2, "reach": 8, "max_rounds": 4,
                                    "settle_p_best": 0.8, "shared": 0.5, "backtests": 3, "curvature_window": 0.5}}
     RaceSettings(**params["settings"])  # what the round jobs build
 
