@@ -1,4 +1,4 @@
-# Select mode's rounds (select.max_rounds > 0; lensllm.selection.race, lensllm.selection.recommend):
+# Select mode's rounds (select.max_rounds > 0; lensllm.selection.race, lensllm.selection.rounds):
 # round 0 is the fine-tunes of every candidate at every size up to select.budget (rule
 # finetune_model). The checkpoint race_round of round 0 calibrates AtS's line on them and decides
 # which contenders round 1 fine-tunes at which size; the checkpoint of round r reads only round r-1's

@@ -99,7 +99,7 @@ def test_energy_is_reported_beside_the_flops_and_never_guessed():
 
 from lensllm.report.run_figures import plot_recommendation  # noqa: E402
 from lensllm.selection import RaceSettings  # noqa: E402
-from lensllm.selection.recommend import (  # noqa: E402
+from lensllm.selection.rounds import (  # noqa: E402
     RACE_METHOD,
     ROUNDS_COLUMNS,
     continue_rounds,

@@ -22,15 +22,29 @@ def test_paper_mode_writes_every_table_and_figure(paper_results):
                                        "energy_joules"]
     assert selection["energy_joules"].isna().all()  # published curves come without energy
     assert set(selection["ratio"]) == {8, 16, 32, 64, 128, 256, 512}
-    assert set(selection["method"]) == {"AtS", "ZeroShot", "SubTuning", "ModelSize", "RectifiedFit", "VanillaFit", "LensLLM", "Adaptive"}
-    assert len(selection) == 2 * 8 * 7 * 2
-    # Adaptive is charged no more than AtS in any cell (its own compute bound)
+    assert set(selection["method"]) == {"AtS", "ZeroShot", "SubTuning", "ModelSize", "RectifiedFit", "VanillaFit", "LensLLM",
+                                        "Adaptive", "Race"}
+    assert len(selection) == 2 * 9 * 7 * 2
+    # Adaptive and Race are charged no more than AtS in any cell (AtS's least compute bounds them)
     flops = selection[selection["metric"] == "PearCorr"].pivot_table(index=["benchmark", "ratio"], columns="method", values="flops")
-    assert (flops["Adaptive"] <= flops["AtS"]).all()
+    assert (flops["Adaptive"] <= flops["AtS"]).all() and (flops["Race"] <= flops["AtS"]).all()
     fits = pd.read_csv(out / "fits.tsv", sep="\t")
     assert len(fits) == 2 * 30 * 3 and (fits.loc[fits["law"] == "rectified", "status"] != "failed").all()
     rectified = fits[fits["law"] == "rectified"].groupby("benchmark")["rms_log"].mean()
     assert rectified["flan"] <= 0.0065 and rectified["gigaword"] <= 0.0052
+
+
+def test_race_md_reports_every_cell_against_ats(paper_results):
+    """race.md / race.tsv: per cell RelAcc, regret, FLOPs / AtS's (<= 1), rounds, P(best), the true best
+    still in the race; with the config's settings the pick's mean RelAcc stays >= 96 and every cell >= 91."""
+    out = paper_results / "results" / "paper"
+    race = pd.read_csv(out / "race.tsv", sep="\t")
+    assert len(race) == 14 and set(race["benchmark"]) == {"flan", "gigaword"}
+    assert (race["flops_ratio"] <= 1).all() and (race["rounds"] >= 1).all()
+    assert ((race["relacc"] == 100) == (race["regret_nats"] == 0)).all()
+    assert race["relacc"].mean() >= 96 and race["relacc"].min() >= 91
+    md = (out / "race.md").read_text()
+    assert "| flan | 1/8 | 204,800 |" in md and "P(best) calibration" in md
 
 
 def test_workflow_reproduces_the_published_table(paper_results, reference_table1):

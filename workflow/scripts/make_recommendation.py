@@ -4,7 +4,8 @@ import pandas as pd
 
 from lensllm.atomic import write_text, write_tsv
 from lensllm.logs import log_to
-from lensllm.selection.recommend import RECOMMENDATION_HEADER, rounds_total_markdown
+from lensllm.selection.recommend import RECOMMENDATION_HEADER
+from lensllm.selection.rounds import rounds_total_markdown
 
 log_to(snakemake.log[0])
 frame = pd.concat([pd.read_csv(p, sep="\t", dtype={"model": str}) for p in snakemake.input.tsv], ignore_index=True)

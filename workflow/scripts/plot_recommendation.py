@@ -5,7 +5,7 @@ from lensllm.logs import log_to
 from lensllm.report.run_figures import plot_recommendation
 from lensllm.selection import SelectionSettings
 from lensllm.selection.evaluation import terms_of_inputs
-from lensllm.selection.recommend import read_rounds
+from lensllm.selection.rounds import read_rounds
 from lensllm.selection.uncertainty import UncertaintySettings
 from lensllm.training.plan import read_plan
 

@@ -10,7 +10,7 @@ import logging
 from lensllm.curves.collect import read_job
 from lensllm.logs import log_to
 from lensllm.selection import RaceSettings
-from lensllm.selection.recommend import continue_rounds, read_rounds, start_rounds, write_rounds
+from lensllm.selection.rounds import continue_rounds, read_rounds, start_rounds, write_rounds
 
 log_to(snakemake.log[0])
 inputs, race = snakemake.input, snakemake.params.race

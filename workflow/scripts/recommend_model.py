@@ -10,16 +10,8 @@ from lensllm.data.benchmark import read_benchmark
 from lensllm.logs import log_to
 from lensllm.selection import SelectionSettings
 from lensllm.selection.evaluation import terms_of_inputs
-from lensllm.selection.recommend import (
-    read_coverage,
-    read_rounds,
-    recommend,
-    recommend_rounds,
-    recommendation_frame,
-    recommendation_markdown,
-    rounds_frame,
-    rounds_markdown,
-)
+from lensllm.selection.recommend import read_coverage, recommend, recommendation_frame, recommendation_markdown
+from lensllm.selection.rounds import read_rounds, recommend_rounds, rounds_frame, rounds_markdown
 from lensllm.selection.uncertainty import UncertaintySettings
 from lensllm.training.plan import plan_summary, read_plan
 

@@ -151,7 +151,7 @@ def _log_log_axes(ax) -> None:
 
 
 def plot_rounds(rounds, full_size: int, uncertainty: UncertaintySettings, path: str | os.PathLike) -> None:
-    """Select mode's rounds (`rounds`, a `lensllm.selection.recommend.RoundsRecord` after its last round):
+    """Select mode's rounds (`rounds`, a `lensllm.selection.rounds.RoundsRecord` after its last round):
     each candidate's fine-tunes, marked by the round that bought them, and its forecast at N after the
     last round: the median with its interval (a bar at N, the candidates side by side, the pick's label
     first) and the expected loss (x), the pick rule."""
