@@ -20,7 +20,7 @@ holding a config.json, or those named by --models), on one benchmark and one tra
    The lazy imports of `finetune()` are done before, so that they count in neither.
    If a later `FinetuneResult` reports a training time (`train_seconds`), that is used instead.
 2. the same job through `transformers.Trainer`: same model loaded the same way
-   (`lensllm.training.finetune.load_model`), the same examples (`encode_examples`) and collation
+   (`lensllm.training.loading.load_model`), the same examples (`encode_examples`) and collation
    (`lensllm.training.finetune.collate_rows`: right padding, labels -100), same batch size, epochs, lr, linear
    warm-up steps then linear decay, weight decay, `torch.optim.AdamW` (`optim="adamw_torch"`, not
    the fused default of transformers 5), seed, max_grad_norm 1.0, no evaluation, no checkpoint,
