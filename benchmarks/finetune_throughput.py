@@ -21,7 +21,7 @@ holding a config.json, or those named by --models), on one benchmark and one tra
    If a later `FinetuneResult` reports a training time (`train_seconds`), that is used instead.
 2. the same job through `transformers.Trainer`: same model loaded the same way
    (`lensllm.training.loading.load_model`), the same examples (`encode_examples`) and collation
-   (`lensllm.training.finetune.collate_rows`: right padding, labels -100), same batch size, epochs, lr, linear
+   (`lensllm.training.tokens.collate_rows`: right padding, labels -100), same batch size, epochs, lr, linear
    warm-up steps then linear decay, weight decay, `torch.optim.AdamW` (`optim="adamw_torch"`, not
    the fused default of transformers 5), seed, max_grad_norm 1.0, no evaluation, no checkpoint,
    no logging or reporting, CPU, no dataloader workers. `trainer_seconds` is the wall time of
