@@ -125,3 +125,25 @@ rule plot_selection:
         runtime=5,
     script:
         "../workflow/scripts/plot_selection.py"
+
+
+rule make_difficulty_table:
+    input:
+        expand(f"{RESULTS}/losses/{{benchmark}}.tsv", benchmark=BENCHMARKS),
+    output:
+        tsv=f"{RESULTS}/difficulty.tsv",
+        md=f"{RESULTS}/difficulty.md",
+    log:
+        log_path("make_difficulty_table", "all"),
+    group:
+        "analysis"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        target=config["target"],
+    script:
+        "../workflow/scripts/make_difficulty_table.py"

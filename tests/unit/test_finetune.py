@@ -188,7 +188,7 @@ def test_measured_flops_are_the_matrix_products_of_the_default_zoo(source, targe
 
 
 def test_measured_over_analytic_flops_is_in_the_documented_range():
-    """docs/grid.md: measured / analytic = 1.04-1.15 for the causal models of the default zoo and 0.46-0.67
+    """docs/grid.md: measured / analytic = 1.04-1.16 for the causal models of the default zoo and 0.47-0.62
     for its T5, over the sequences of the default length caps (max_len_source 48, max_len_target 64):
     an lm benchmark at the cap, and pairs with the source at the cap and 8 to 64 target tokens."""
     from lensllm.training.flops import matmul_params, measure_flops_per_token
@@ -204,8 +204,8 @@ def test_measured_over_analytic_flops_is_in_the_documented_range():
         for source, target in shapes:
             measured = measure_flops_per_token(model, [collate_rows(_rows(t5, source, target), 0)], t5)
             ratios["t5" if t5 else "causal"].append(measured / (6 * matmul_params(model)))
-    assert 1.04 <= min(ratios["causal"]) and max(ratios["causal"]) <= 1.15, ratios["causal"]
-    assert 0.46 <= min(ratios["t5"]) and max(ratios["t5"]) <= 0.67, ratios["t5"]
+    assert 1.04 <= min(ratios["causal"]) and max(ratios["causal"]) <= 1.16, ratios["causal"]
+    assert 0.47 <= min(ratios["t5"]) and max(ratios["t5"]) <= 0.62, ratios["t5"]
 
 
 def test_unknown_model_is_named(tmp_path):

@@ -92,7 +92,7 @@ def test_spec_round_trip_and_validation():
         ModelSpec.from_dict({**spec.to_dict(), "depth": 3})
     with pytest.raises(ValueError, match=rf"model spec '{spec.name}': the mixture needs non-negative weights"):
         ModelSpec.from_dict({**spec.to_dict(), "mixture": {"wiki": -1}})
-    with pytest.raises(ValueError, match=rf"model spec '{spec.name}': d_model 48 is not divisible by n_heads 5"):
+    with pytest.raises(ValueError, match=rf"model spec '{spec.name}': d_model {spec.d_model} is not divisible by n_heads 5"):
         ModelSpec.from_dict({**spec.to_dict(), "n_heads": 5})
 
 

@@ -221,6 +221,7 @@ def evaluation_outputs(results: str, benchmarks: Sequence[str], *, published: bo
         f"{results}/prediction_error.md",
         f"{results}/calibration.tsv",
         f"{results}/calibration.md",
+        f"{results}/difficulty.md",
         f"{results}/figures/pearcorr_vs_budget.png",
         f"{results}/figures/pearcorr_vs_flops.png",
         f"{results}/figures/relacc_vs_flops.png",
