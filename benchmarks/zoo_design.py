@@ -14,7 +14,8 @@ grid's curves:
 Each selector's score of a model depends on that model's curve only, so the selectors run once on the
 whole pool and every subset is scored by indexing. Subsets that hold 1-4 are ranked by their fine-tuning
 seconds in the pool run (`benchmarks/finetune_model`, the cost of `make run`), then by mean ZeroShot
-PearCorr. `--items` keeps only some of 1-4; `--architectures` asks for a subset with exactly these
+PearCorr; `lead_%` is the smallest lead of a target best over its runner-up (the properties of a design
+with a larger lead survive another CPU's float noise). `--items` keeps only some of 1-4; `--architectures` asks for a subset with exactly these
 architectures (the quick zoo: one each of gpt2, llama and t5). Seconds:
 
     .venv/bin/python benchmarks/zoo_design.py results/zoo-pool --size 7 --ties 3
@@ -105,6 +106,10 @@ def assess(subset: tuple[str, ...]) -> dict | None:
         "mean_zs": float(np.mean([d.zero_shot_pearcorr for d in found])),
         "late": sum(d.crosses_late for d in found),
         "ties": " / ".join(str(len(d.near_ties)) for d in found),
+        # how far the target best leads the runner-up, in % (the smallest over the benchmarks): a lead
+        # of a few hundredths of a nat could go to the runner-up on another CPU
+        "lead_%": round(min(100 * (np.sort(t.column(target)[rows])[1] / np.sort(t.column(target)[rows])[0] - 1)
+                            for t in tables.values()), 2),
         "ats_1/8": " / ".join(f"{rel[(b, 'AtS', eighth)]:.0f}" for b in tables),
         "ats_mean": round(float(np.mean([v for (b, k, _), v in rel.items() if k == "AtS"])), 1),
         "subtuning_mean": round(float(np.mean([v for (b, k, _), v in rel.items() if k == "SubTuning"])), 1),

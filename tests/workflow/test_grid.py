@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from lensllm.curves.difficulty import difficulty, difficulty_markdown
+from lensllm.curves.losstable import read_losstable
 from lensllm.selection.adaptive import AdaptiveSettings, first_round_sizes
 
 from tests.helpers import QUICK, REPO, copy_redoing_one_benchmark, make_command, quick_run, run_make, run_snakemake
@@ -47,6 +49,19 @@ def test_quick_grid_runs_end_to_end_with_real_finetunes(quick_results):
     for name in ["selection.md", "selection.tex", "fits.tsv", "prediction_error.tsv", "figures/fits_wiki.png"]:
         assert (out / name).stat().st_size > 0
 
+
+
+def test_quick_grid_design_makes_the_cheap_rankings_mislead(quick_results):
+    """The quick zoo is designed so that the choice is not free (issue 21, items 1 and 2): on every
+    benchmark the zero-shot best is not the best at the target, ZeroShot PearCorr is <= 50 on two
+    benchmarks, and on two the best at target/8 (SubTuning's pick) is not the best at the target."""
+    out = quick_results / "results" / "quick"
+    found = [difficulty(read_losstable(out / "losses" / f"{b}.tsv")) for b in BENCHMARKS]
+    table = difficulty_markdown(found)
+    assert all(d.zero_shot_misleads for d in found), table
+    assert sum(d.zero_shot_pearcorr <= 50 for d in found) >= 2, table
+    assert sum(d.crosses_late for d in found) >= 2, table
+    assert (out / "difficulty.md").read_text() == table
 
 def test_adaptive_runs_real_rounds_on_the_grid(quick_results, sources_dir):
     """Round 0 -> the checkpoint's plan -> round 1: Adaptive is charged for round 0 and exactly the
