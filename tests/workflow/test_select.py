@@ -49,9 +49,10 @@ def test_make_select_config_plans_no_finetune_above_the_budget(tmp_path, one_job
     override.write_text(f"finetune: {{one_job_per_size: {str(one_job_per_size).lower()}}}\n")
     result = run_snakemake(tmp_path, "-n", "-p", "--configfile", str(REPO / "config" / "select.yaml"), str(override))
     sizes = planned_finetune_sizes(result.stdout)
-    # config/select.yaml: the default zoo (6 models), budget 128 of sizes 16 ... 128, N = 20,000.
+    # config/select.yaml: the default zoo, budget 128 of sizes 16 ... 128, N = 20,000.
+    zoo = (REPO / "config" / "zoo.tsv").read_text().splitlines()[1:]
     assert sorted(set(sizes)) == [0, 16, 32, 64, 128]
-    assert len(sizes) == 6 * 5
+    assert len(sizes) == len(zoo) * 5
     assert "rule recommend_model:" in result.stdout and "rule select_models:" not in result.stdout
 
 
@@ -94,24 +95,30 @@ def test_select_mode_recommends_against_the_quick_grid_truth(select_run, quick_l
         assert f"## {benchmark}: fine-tune **" in markdown
     assert "runner-up" in markdown and "nominal 80%, covered 78% on flan, 95% on gigaword" in markdown
 
-    lines, relaccs, covered = [], [], {m: [] for m in METHODS}
+    lines, wrong, covered = [], [], {m: [] for m in METHODS}
     for benchmark in BENCHMARKS:
         truth = pd.read_csv(quick_local_results / "results" / "quick" / "losses" / f"{benchmark}.tsv", sep="\t")
         true = dict(zip(truth["config name"], truth["256"]))
-        ats = recommendation[(recommendation["benchmark"] == benchmark) & (recommendation["method"] == "AtS")]
-        pick = ats.loc[ats["rank"] == 1, "model"].item()
-        worst, best = max(true.values()), min(true.values())
-        relaccs.append((worst - true[pick]) / (worst - best))
+        ats = recommendation[(recommendation["benchmark"] == benchmark) & (recommendation["method"] == "AtS")].set_index("rank")
+        pick, best = ats.loc[1, "model"], min(true, key=true.get)
+        worst = max(true.values())
         for method in METHODS:
             rows = recommendation[(recommendation["benchmark"] == benchmark) & (recommendation["method"] == method)].dropna(subset=["p_best"])
             covered[method] += [low <= true[m] <= high for m, low, high in zip(rows["model"], rows["low"], rows["high"])]
-        lines.append(f"{benchmark}: pick {pick} (true best {min(true, key=true.get)}), RelAcc {relaccs[-1]:.2f}")
+        lines.append(f"{benchmark}: pick {pick} (P(best) {ats.loc[1, 'p_best']:.2f}; true best {best}), "
+                     f"RelAcc {(worst - true[pick]) / (worst - min(true.values())):.2f}")
+        if pick != best:
+            wrong.append((benchmark, ats.loc[1, "p_best"], ats.loc[2, "model"] == best))
     coverage = {m: float(np.mean(c)) for m, c in covered.items()}
     print("\n".join(lines), "\ncoverage of the 80% intervals at N = 256 on the quick grid:", coverage)
     # The coverage is reported (here and in docs/select-mode.md), not held to a threshold: nine forecasts
     # per method share each benchmark's bend beyond the budget, so one model flipping moves it by
     # 11 points, and the last digits of the fine-tunes (which differ between CPUs) flip models.
-    assert np.mean(relaccs) >= 0.9, lines
+    # The quick zoo is built so that the leading curves cross late (on debsum after the budget, 64):
+    # a pick may be wrong there, but then it must not claim to be settled (P(best) < 0.8), and the
+    # true best must be the runner-up, the model the recommendation says to settle it with.
+    assert len(wrong) <= 1, lines
+    assert all(p_best < 0.8 and runner_up_is_best for _, p_best, runner_up_is_best in wrong), lines
 
 
 def _select_error(tmp_path, config) -> str:
