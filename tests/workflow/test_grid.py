@@ -50,7 +50,6 @@ def test_quick_grid_runs_end_to_end_with_real_finetunes(quick_results):
         assert (out / name).stat().st_size > 0
 
 
-
 def test_quick_grid_design_makes_the_cheap_rankings_mislead(quick_results):
     """The quick zoo is designed so that the choice is not free (issue 21, items 1 and 2): on every
     benchmark the zero-shot best is not the best at the target, ZeroShot PearCorr is <= 50 on two
@@ -62,6 +61,7 @@ def test_quick_grid_design_makes_the_cheap_rankings_mislead(quick_results):
     assert sum(d.zero_shot_pearcorr <= 50 for d in found) >= 2, table
     assert sum(d.crosses_late for d in found) >= 2, table
     assert (out / "difficulty.md").read_text() == table
+
 
 def test_adaptive_runs_real_rounds_on_the_grid(quick_results, sources_dir):
     """Round 0 -> the checkpoint's plan -> round 1: Adaptive is charged for round 0 and exactly the

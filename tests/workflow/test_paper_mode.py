@@ -34,6 +34,14 @@ def test_paper_mode_writes_every_table_and_figure(paper_results):
     assert rectified["flan"] <= 0.0065 and rectified["gigaword"] <= 0.0052
 
 
+def test_difficulty_md_finds_the_papers_misleading_zero_shot_ranking(paper_results):
+    """On the published curves the zero-shot ranking misleads (ZeroShot PearCorr -10.7 on FLAN and
+    -49.2 on Gigaword, Lin et al.'s Table 1); difficulty.md reads the same from the loss tables."""
+    text = (paper_results / "results" / "paper" / "difficulty.md").read_text()
+    assert "| flan | facebook/opt-2.7b (not the best) |" in text and "| facebook/opt-1.3b (1638400) | -10.7 |" in text
+    assert "| gigaword | facebook/opt-6.7b (not the best) |" in text and "| google/t5-v1_1-base (1638400) | -49.2 |" in text
+
+
 def test_race_md_reports_every_cell_against_ats(paper_results):
     """race.md / race.tsv: per cell RelAcc, regret, FLOPs / AtS's (<= 1), rounds, P(best), the true best
     still in the race; with the config's settings the pick's mean RelAcc stays >= 96 and every cell >= 91."""

@@ -84,12 +84,15 @@ def difficulty_markdown(rows: Sequence[Difficulty], tie: float = TIE) -> str:
         "|---|---|---|---|---:|---|",
     ]
     for d in rows:
-        mark = lambda name, differs: f"{name}{' (not the best)' if differs else ''}"  # noqa: E731
         lines.append(
-            f"| {d.benchmark} | {mark(d.zero_shot_best, d.zero_shot_misleads)} | {mark(d.early_best, d.crosses_late)} ({d.early})"
+            f"| {d.benchmark} | {_marked(d.zero_shot_best, d.zero_shot_misleads)} | {_marked(d.early_best, d.crosses_late)} ({d.early})"
             f" | {d.target_best} ({d.target}) | {d.zero_shot_pearcorr:.1f} | {', '.join(d.near_ties) or '-'} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _marked(model: str, not_the_best: bool) -> str:
+    return f"{model} (not the best)" if not_the_best else model
 
 
 def difficulty_frame(rows: Sequence[Difficulty]) -> pd.DataFrame:
