@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -360,6 +361,8 @@ def test_user_files_are_checked_by_lensllm_data_user_and_its_last_line_named(tmp
     built = results / "data" / "mine.jsonl"
     built.parent.mkdir(parents=True)
     built.write_text("")  # built after the data file: not checked again
+    train_mtime = (tmp_path / "mine.jsonl").stat().st_mtime  # later for sure, not within one clock tick
+    os.utime(built, (train_mtime + 1, train_mtime + 1))
     check_user_data(config, str(results), [16, 128])
     assert len(calls) == 1
 
@@ -380,7 +383,7 @@ def test_the_quick_zoo_and_a_models_sheet_make_the_candidates(tmp_path):
     assert list(candidates) == ["gpt2-xs", "llama-xs", "t5-xs", "hubby"]
     zoo = candidates["gpt2-xs"]
     assert zoo["path"] == "results/quick/zoo/gpt2-xs" and zoo["family"] == "gpt2"
-    assert zoo["zoo"]["d_model"] == 48 and isinstance(zoo["zoo"]["d_model"], int)  # numeric columns
+    assert zoo["zoo"]["d_model"] == 32 and isinstance(zoo["zoo"]["d_model"], int)  # numeric columns
     assert candidates["hubby"] == {"path": "org/model", "family": "GPT2", "zoo": None, "pad_token": "eos",
                                    "gguf_file": "", "revision": "v1.0"}
 
