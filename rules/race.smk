@@ -13,7 +13,7 @@ from lensllm.pipeline.options import finetune_options, race_params
 
 # Whether select mode runs rounds after round 0.
 ROUNDS = rounds_on(config)
-# The sizes the rounds may buy: 2 x budget, 4 x budget, ... (select.reach, below N, data.max_train).
+# The sizes the rounds may buy: 2 x budget, 4 x budget, ... (below N, data.max_train, select.reach when set).
 RACE_LADDER = race_ladder(config) if ROUNDS else []
 
 

@@ -227,12 +227,13 @@ def test_rounds_take_the_budget_and_a_total_flops_budget_and_buy_doublings():
     assert flops_budget(config) is None  # the FLOPs budget caps the rounds; it does not plan the sizes
     assert rounds_flops_budget(config) == 1.5e12 and rounds_flops_budget(rounds_config(flops_budget=None)) is None
     assert race_ladder(config) == [256, 512]  # 2b, 4b: data.max_train is 512
-    assert race_ladder(rounds_config(budget=32)) == [64, 128, 256]  # reach 8 x 32
+    assert race_ladder(rounds_config(budget=32)) == [64, 128, 256, 512]  # no reach: up to data.max_train
+    assert race_ladder(rounds_config(budget=32, reach=4)) == [64, 128]  # select.reach 4 x 32
     assert race_ladder(rounds_config(budget=64, full_size=256)) == [128]  # below N
     params = race_params(config, 2)
     assert params == {"budget": 128, "full_size": 20000, "ladder": [256, 512], "flops_budget": 1.5e12,
                       "benchmarks": 2, "k": 3, "delta": 5.0,
-                      "settings": {"first": 1, "contenders": 3, "margin": 0.2, "reach": 8, "max_rounds": 4,
+                      "settings": {"first": 1, "contenders": 3, "margin": 0.2, "reach": None, "max_rounds": 4,
                                    "settle_p_best": 0.8, "shared": 0.5, "backtests": 3, "curvature_window": 0.5}}
     RaceSettings(**params["settings"])  # what the round jobs build
 
@@ -248,8 +249,8 @@ def test_rounds_take_the_budget_and_a_total_flops_budget_and_buy_doublings():
     ({"flops_budget": "-1"}, "key 'select.flops_budget' ('-1') must be a positive number of FLOPs"),
     ({"reach": 1},
      "key 'select.max_rounds' (4): the rounds fine-tune the contenders at 2 x select.budget = 256 and beyond, "
-     "but that is above select.reach x budget (128), data.max_train (512) or not below select.full_size "
-     "(20000); set select.max_rounds: 0 or make room"),
+     "but that is above data.max_train (512), not below select.full_size (20000) or above select.reach x "
+     "budget (128); set select.max_rounds: 0 or make room"),
 ])
 def test_rounds_the_grid_cannot_run_are_named(select, expected):
     assert error_of(selection_sizes, rounds_config(**select)) == f"configuration: {expected}"

@@ -120,3 +120,21 @@ def test_a_round_stops_settled_at_max_rounds_or_when_nothing_fits():
     spent = sum(cost.values())
     poor = race_round(0, owned, cost, list(cost), ladder, 400, 10**6, spent + 100, 3, 5.0, calm, base)
     assert poor.stopped.startswith("budget spent") and poor.next == ()
+
+
+def test_without_a_reach_only_the_cap_and_the_target_stop_a_contender():
+    owned = {"a": {100: 2.0, 200: 1.9, 400: 1.8}, "b": {100: 3.0, 200: 2.9, 400: 2.8}}
+    cost = {(m, s): float(s) for m in owned for s in owned[m]}
+    calm = Calibration(0.0, 0.05, 4)
+    ladder = [100, 200, 400, 800, 1600]
+    free = RaceSettings(first=1, contenders=2, margin=1.0, reach=None, max_rounds=3)
+    assert free.reach is None and SelectionSettings().race().reach is None  # the default: no reach
+    # budget 100: 800 is past 4 x b, which a reach of 4 forbids and no reach allows
+    assert race_round(0, owned, cost, list(cost), ladder, 100, 10**6, 1e9, 3, 5.0, calm, free).next == (("a", 800), ("b", 800))
+    reach4 = race_round(0, owned, cost, list(cost), ladder, 100, 10**6, 1e9, 3, 5.0, calm,
+                        dataclasses.replace(free, reach=4))
+    assert reach4.next == () and reach4.stopped.startswith("no larger size") and reach4.stopped.endswith("within the reach")
+    # the target is never bought, however much the cap allows
+    at_target = race_round(0, owned, cost, list(cost), ladder, 100, 800, 1e9, 3, 5.0, calm, free)
+    assert at_target.next == () and at_target.stopped == (
+        "no larger size: every contender is fine-tuned at the largest size below the target")

@@ -55,22 +55,27 @@ def rounds_on(config: Mapping[str, Any]) -> bool:
 def rounds_flops_budget(config: Mapping[str, Any]) -> float | None:
     """The FLOPs budget of select mode's rounds: select.flops_budget as a number, a TOTAL over round 0,
     every round and every benchmark; None when not given (the rounds are then bounded by
-    select.max_rounds, select.reach and the data only)."""
+    select.max_rounds, the data and select.reach when set)."""
     given = config.get("select", {}).get("flops_budget")
     return None if given is None else float(given)
 
 
 def race_ladder(config: Mapping[str, Any]) -> list[int]:
-    """The sizes the rounds may buy: doublings of select.budget (2b, 4b, ...) up to select.reach x b,
-    below select.full_size and within the training pool (data.max_train). A benchmark whose file
+    """The sizes the rounds may buy: doublings of select.budget (2b, 4b, ...) below select.full_size,
+    within the training pool (data.max_train) and, when set, up to select.reach x b. A benchmark whose file
     holds fewer training examples buys only the sizes it holds (the round-0 job reads its count)."""
     choice = config["select"]
-    budget, reach = choice["budget"], choice.get("reach", 8)
+    budget, reach = choice["budget"], choice.get("reach")
     ladder, size = [], 2 * budget
-    while size <= reach * budget and size < choice["full_size"] and size <= config["data"]["max_train"]:
+    while (reach is None or size <= reach * budget) and size < choice["full_size"] and size <= config["data"]["max_train"]:
         ladder.append(size)
         size *= 2
     return ladder
+
+
+def _reach_limit(choice: Mapping[str, Any]) -> str:
+    """select.reach x budget, or 'none' when select.reach is not set."""
+    return "none" if choice.get("reach") is None else str(choice["reach"] * choice["budget"])
 
 
 def _positive_flops(value: Any) -> float:
@@ -106,9 +111,9 @@ def check_rounds(config: Mapping[str, Any]) -> None:
     if not race_ladder(config):
         raise ConfigError(
             f"key 'select.max_rounds' ({choice['max_rounds']}): the rounds fine-tune the contenders at "
-            f"2 x select.budget = {2 * choice['budget']} and beyond, but that is above select.reach x "
-            f"budget ({choice.get('reach', 8) * choice['budget']}), data.max_train "
-            f"({config['data']['max_train']}) or not below select.full_size ({choice['full_size']}); "
+            f"2 x select.budget = {2 * choice['budget']} and beyond, but that is above data.max_train "
+            f"({config['data']['max_train']}), not below select.full_size ({choice['full_size']}) or above "
+            f"select.reach x budget ({_reach_limit(choice)}); "
             "set select.max_rounds: 0 or make room"
         )
 

@@ -142,7 +142,7 @@ def race_params(config: Mapping[str, Any], benchmarks: int) -> dict[str, Any]:
             "first": 1,
             "contenders": choice.get("contenders", 3),
             "margin": choice.get("margin", 0.2),
-            "reach": choice.get("reach", 8),
+            "reach": choice.get("reach"),
             "max_rounds": choice["max_rounds"],
             "settle_p_best": choice["settle_p_best"],
             "shared": choice.get("shared", 0.5),

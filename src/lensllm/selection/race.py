@@ -28,10 +28,11 @@ The pick is what a practitioner pays for, so the compute goes where the pick is 
   loss is within `margin` (relative) of the best of them; after each later round, the same rule among
   the previous round's contenders only: a candidate dropped once is never fine-tuned again (it keeps
   its forecast, and may still be the pick when the extended ones fall behind it).
-- **Round r >= 1.** Each contender's largest size is doubled (the next size of the ladder), never past
-  `reach` x b nor to the target, best first while the total FLOPs stay within the cap.
+- **Round r >= 1.** Each contender's largest size is doubled (the next size of the ladder), never to
+  the target (nor past `reach` x b when a reach is set; by default none: the cap is the limit), best
+  first while the total FLOPs stay within the cap.
 - **Stop** when the pick's P(best) >= `settle_p_best` (0: never settle early), after `max_rounds`
-  rounds, or when no contender can be extended within the cap and the reach.
+  rounds, or when no contender can be extended within the cap (and the reach).
 
 The cap: on the published curves and the grid, C(b) = the least compute AtS itself spends at b
 (`adaptive.compute_of`), so that Race's FLOPs are <= AtS's in every cell; in select mode,
@@ -181,9 +182,11 @@ def contenders(ranked: Sequence[Standing], settings: RaceSettings, previous: Seq
     return tuple(f.model for f in eligible if f.expected <= lead * (1 + settings.margin))
 
 
-def next_size(ladder: Sequence[int], cap: int, budget: int, target: int, reach: int) -> int | None:
-    """The size after `cap` on the ladder, if it is within reach x b and below the target."""
-    higher = [s for s in sorted(ladder) if cap < s <= reach * budget and s < target]
+def next_size(ladder: Sequence[int], cap: int, budget: int, target: int, reach: int | None) -> int | None:
+    """The size after `cap` on the ladder, if it is below the target and within reach x b (any size
+    when `reach` is None: the FLOPs cap alone bounds the rounds)."""
+    limit = target if reach is None else reach * budget
+    higher = [s for s in sorted(ladder) if cap < s <= limit and s < target]
     return higher[0] if higher else None
 
 
@@ -199,8 +202,8 @@ def race_round(index: int, owned: Owned, cost: Mapping[Finetune, float], bought:
     spent = float(sum(cost.values()))
     planned = estimated_flops(cost, sorted({*ladder, *(s for _, s in cost)}))
     buys, total = [], spent
-    for model in leaders:
-        size = next_size(ladder, max(owned[model]), budget, target, settings.reach)
+    larger = {m: next_size(ladder, max(owned[m]), budget, target, settings.reach) for m in leaders}
+    for model, size in larger.items():
         if size is not None and total + planned[(model, size)] <= cap_flops:
             buys.append((model, size))
             total += planned[(model, size)]
@@ -209,8 +212,11 @@ def race_round(index: int, owned: Owned, cost: Mapping[Finetune, float], bought:
         stopped = f"settled: P(best) of {ranked[0].model} is {ranked[0].p_best:.2f} >= {settings.settle_p_best}"
     elif index >= settings.max_rounds:
         stopped = f"max_rounds: {settings.max_rounds} rounds after round 0 were run"
+    elif not any(larger.values()):
+        stopped = "no larger size: every contender is fine-tuned at the largest size below the target" + (
+            "" if settings.reach is None else " and within the reach")
     elif not buys:
-        stopped = "budget spent: no contender can be extended within the FLOPs budget and the reach"
+        stopped = "budget spent: no contender can be extended within the FLOPs budget"
     return RaceRound(index, tuple(bought), float(sum(cost[b] for b in bought)), spent, ranked, leaders,
                      () if stopped else tuple(buys), stopped)
 
@@ -251,7 +257,7 @@ def race_on_table(table, budget: int, target: int, flops: Mapping[Finetune, floa
     """A race on the cells of a loss table (published curves, or the grid's complete table) within
     AtS's least compute at `budget`; returns its rounds and every (model, size) it bought. Round 0's
     smallest sizes are left out while round 0 alone would cost more than the cap (small budgets)."""
-    shop = Shop(table, settings.reach * budget, target)
+    shop = Shop(table, target if settings.reach is None else settings.reach * budget, target)
     cap = compute_of(table.models, table.sizes, budget, flops, k)
     round0 = list(round0_sizes(table.sizes, budget, settings.first, k))
     while len(round0) > 2 and sum(flops[(m, s)] for m in table.models for s in round0) > cap:

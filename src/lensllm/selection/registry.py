@@ -52,7 +52,7 @@ class RaceSettings:
     first: int = 8
     contenders: int = 3
     margin: float = 0.2
-    reach: int = 8
+    reach: int | None = None
     max_rounds: int = 8
     settle_p_best: float = 0.0
     shared: float = 0.5
@@ -60,8 +60,8 @@ class RaceSettings:
     curvature_window: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.first < 1 or self.reach < 1 or self.contenders < 1 or self.max_rounds < 0:
-            raise ValueError(f"race first, reach and contenders must be >= 1 and max_rounds >= 0, got {self}")
+        if self.first < 1 or (self.reach is not None and self.reach < 1) or self.contenders < 1 or self.max_rounds < 0:
+            raise ValueError(f"race first, reach (or None) and contenders must be >= 1 and max_rounds >= 0, got {self}")
         if self.margin < 0 or not 0 <= self.shared < 1 or not 0 <= self.settle_p_best <= 1:
             raise ValueError(f"race margin must be >= 0, shared in [0, 1) and settle_p_best in [0, 1], got {self}")
 
@@ -84,7 +84,7 @@ class SelectionSettings:
     race_first: int = 8
     race_contenders: int = 3
     race_margin: float = 0.2
-    race_reach: int = 8
+    race_reach: int | None = None
     race_shared: float = 0.5
 
     def adaptive(self) -> AdaptiveSettings:

@@ -21,7 +21,7 @@ import pandas as pd
 from scipy.special import ndtri
 
 from lensllm.atomic import write_json
-from lensllm.selection.race import Calibration, RaceRound, Standing, calibrate, next_size, race_round
+from lensllm.selection.race import Calibration, RaceRound, Standing, calibrate, race_round
 from lensllm.selection.recommend import (
     RECOMMENDATION_COLUMNS,
     RECOMMENDATION_HEADER,
@@ -92,13 +92,11 @@ def _advance(record: RoundsRecord, bought: Sequence[tuple[str, int]]) -> RoundsR
     previous = record.last.contenders if record.rounds else None
     result = race_round(index, record.owned, record.cost, bought, record.ladder, record.budget, record.full_size,
                         record.cap_flops, record.k, record.delta, record.calibration, record.settings, previous)
-    if result.stopped.startswith("budget spent") and all(
-            next_size(record.ladder, max(record.owned[m]), record.budget, record.full_size, record.settings.reach) is None
-            for m in result.contenders):
+    if result.stopped.startswith("no larger size"):
         largest = max([record.budget, *record.ladder])
         result = replace(result, stopped=f"no larger size: every contender is fine-tuned at the largest size the "
-                                         f"rounds may buy ({largest}: select.reach x budget, below N, within the "
-                                         "training examples)")
+                                         f"rounds may buy ({largest}: below N, within the training examples "
+                                         "and select.reach x budget when set)")
     return replace(record, rounds=(*record.rounds, result))
 
 
