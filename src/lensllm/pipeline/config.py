@@ -73,11 +73,6 @@ def race_ladder(config: Mapping[str, Any]) -> list[int]:
     return ladder
 
 
-def _reach_limit(choice: Mapping[str, Any]) -> str:
-    """select.reach x budget, or 'none' when select.reach is not set."""
-    return "none" if choice.get("reach") is None else str(choice["reach"] * choice["budget"])
-
-
 def _positive_flops(value: Any) -> float:
     """select.flops_budget as a positive number, else a ConfigError naming the key."""
     try:
@@ -109,12 +104,14 @@ def check_rounds(config: Mapping[str, Any]) -> None:
     if choice.get("flops_budget") is not None:
         _positive_flops(choice["flops_budget"])
     if not race_ladder(config):
+        limits = [f"above data.max_train ({config['data']['max_train']})",
+                  f"not below select.full_size ({choice['full_size']})"]
+        if choice.get("reach") is not None:
+            limits.append(f"above select.reach x budget ({choice['reach'] * choice['budget']})")
         raise ConfigError(
             f"key 'select.max_rounds' ({choice['max_rounds']}): the rounds fine-tune the contenders at "
-            f"2 x select.budget = {2 * choice['budget']} and beyond, but that is above data.max_train "
-            f"({config['data']['max_train']}), not below select.full_size ({choice['full_size']}) or above "
-            f"select.reach x budget ({_reach_limit(choice)}); "
-            "set select.max_rounds: 0 or make room"
+            f"2 x select.budget = {2 * choice['budget']} and beyond, but that is {', '.join(limits[:-1])} or "
+            f"{limits[-1]}; set select.max_rounds: 0 or make room"
         )
 
 

@@ -182,10 +182,9 @@ def contenders(ranked: Sequence[Standing], settings: RaceSettings, previous: Seq
     return tuple(f.model for f in eligible if f.expected <= lead * (1 + settings.margin))
 
 
-def next_size(ladder: Sequence[int], cap: int, budget: int, target: int, reach: int | None) -> int | None:
-    """The size after `cap` on the ladder, if it is below the target and within reach x b (any size
-    when `reach` is None: the FLOPs cap alone bounds the rounds)."""
-    limit = target if reach is None else reach * budget
+def next_size(ladder: Sequence[int], cap: int, limit: int, target: int) -> int | None:
+    """The size after `cap` on the ladder, if it is at most `limit` (`RaceSettings.limit`) and below
+    the target."""
     higher = [s for s in sorted(ladder) if cap < s <= limit and s < target]
     return higher[0] if higher else None
 
@@ -202,7 +201,8 @@ def race_round(index: int, owned: Owned, cost: Mapping[Finetune, float], bought:
     spent = float(sum(cost.values()))
     planned = estimated_flops(cost, sorted({*ladder, *(s for _, s in cost)}))
     buys, total = [], spent
-    larger = {m: next_size(ladder, max(owned[m]), budget, target, settings.reach) for m in leaders}
+    limit = settings.limit(budget, target)
+    larger = {m: next_size(ladder, max(owned[m]), limit, target) for m in leaders}
     for model, size in larger.items():
         if size is not None and total + planned[(model, size)] <= cap_flops:
             buys.append((model, size))
@@ -257,7 +257,7 @@ def race_on_table(table, budget: int, target: int, flops: Mapping[Finetune, floa
     """A race on the cells of a loss table (published curves, or the grid's complete table) within
     AtS's least compute at `budget`; returns its rounds and every (model, size) it bought. Round 0's
     smallest sizes are left out while round 0 alone would cost more than the cap (small budgets)."""
-    shop = Shop(table, target if settings.reach is None else settings.reach * budget, target)
+    shop = Shop(table, settings.limit(budget, target), target)
     cap = compute_of(table.models, table.sizes, budget, flops, k)
     round0 = list(round0_sizes(table.sizes, budget, settings.first, k))
     while len(round0) > 2 and sum(flops[(m, s)] for m in table.models for s in round0) > cap:

@@ -59,6 +59,11 @@ class RaceSettings:
     backtests: int = 3
     curvature_window: float = 0.5
 
+    def limit(self, budget: int, target: int) -> int:
+        """The largest size a contender may be fine-tuned at: reach x budget, or, with no reach, the
+        target (never bought itself)."""
+        return target if self.reach is None else self.reach * budget
+
     def __post_init__(self) -> None:
         if self.first < 1 or (self.reach is not None and self.reach < 1) or self.contenders < 1 or self.max_rounds < 0:
             raise ValueError(f"race first, reach (or None) and contenders must be >= 1 and max_rounds >= 0, got {self}")
